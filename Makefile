@@ -1,0 +1,43 @@
+# The two commands that matter: `make demo` and `make test`. Each bootstraps .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+REPORTS ?= reports
+
+.PHONY: demo test lab notebooks bench clean-sandbox venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## demo: start the sandbox, seed it with planted faults, run the daily suite, write HTML reports
+demo: $(STAMP)
+	$(BIN)/pgrunbooks sandbox start
+	$(BIN)/pgrunbooks sandbox seed --scale 1 --faults all
+	$(BIN)/pgrunbooks suite daily --out $(REPORTS) --fail-on none
+
+## test: the whole test suite against real PostgreSQL 18 (and 15 when installed)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## lab: JupyterLab on the runbooks, against the local sandbox
+lab: $(STAMP)
+	$(BIN)/pgrunbooks sandbox start
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=.
+
+## notebooks: re-execute every committed notebook against a freshly seeded sandbox
+notebooks: $(STAMP)
+	$(BIN)/python -m pgrunbooks.notebooks_refresh
+
+## bench: the figures quoted in the issues
+bench: $(STAMP)
+	$(BIN)/python bench/seed.py
+
+clean-sandbox: $(STAMP)
+	$(BIN)/pgrunbooks sandbox stop
+	rm -rf .pgrunbooks

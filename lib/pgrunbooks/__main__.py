@@ -1,0 +1,5 @@
+import sys
+
+from pgrunbooks.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Database sessions with pgrunbooks' safety settings.
+
+Every session sets ``application_name = 'pgrunbooks/<runbook>'`` and a connect timeout.
+Timeouts and read-only mode are applied **per transaction** (``BEGIN READ ONLY`` and
+``set_config(..., is_local => true)``, i.e. ``SET LOCAL``) so they hold through a
+transaction-mode pooler, where session-level ``SET`` would leak to other clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from pgrunbooks.errors import ConnectError
+from pgrunbooks.redact import redact
+from pgrunbooks.targets import Target, resolve
+
+DEFAULT_CONNECT_TIMEOUT_S = 10
+DEFAULT_STATEMENT_TIMEOUT = "30s"
+DEFAULT_LOCK_TIMEOUT = "5s"
+
+Query = str | sql.Composable
+
+
+@dataclass
+class Session:
+    """A connection plus the rules every transaction on it follows.
+
+    Use :meth:`transaction` for anything that runs statements; :meth:`fetch` is the
+    one-query shortcut. ``read_only`` sessions cannot write even by mistake.
+    """
+
+    conn: psycopg.Connection
+    target: Target
+    runbook: str
+    read_only: bool = True
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    _closed: bool = field(default=False, repr=False)
+
+    @contextlib.contextmanager
+    def transaction(
+        self, *, statement_timeout: str | None = None, lock_timeout: str | None = None
+    ) -> Iterator[psycopg.Cursor]:
+        """A transaction with ``SET LOCAL`` timeouts; commits on success, rolls back on error."""
+        with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "select set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+                (statement_timeout or self.statement_timeout, lock_timeout or self.lock_timeout),
+            )
+            yield cur
+
+    def fetch(self, query: Query, params: Any = None, **timeouts: str) -> list[dict[str, Any]]:
+        """Run one query in its own transaction and return its rows as dicts."""
+        with self.transaction(**timeouts) as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def fetch_one(self, query: Query, params: Any = None) -> dict[str, Any] | None:
+        rows = self.fetch(query, params)
+        return rows[0] if rows else None
+
+    def scalar(self, query: Query, params: Any = None) -> Any:
+        row = self.fetch_one(query, params)
+        return next(iter(row.values())) if row else None
+
+    def fetch_df(self, query: Query, params: Any = None):
+        """Rows as a pandas DataFrame (columns in query order)."""
+        import pandas as pd
+
+        with self.transaction() as cur:
+            cur.execute(query, params)
+            columns = [c.name for c in cur.description or []]
+            return pd.DataFrame(cur.fetchall(), columns=columns)
+
+    @cached_property
+    def server_version(self) -> int:
+        """``server_version_num``, e.g. 180001."""
+        return self.conn.info.server_version
+
+    @cached_property
+    def backend_pid(self) -> int:
+        return self.conn.info.backend_pid
+
+    def close(self) -> None:
+        if not self._closed:
+            self.conn.close()
+            self._closed = True
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"<Session {self.runbook} on {self.target} ({mode})>"
+
+
+def connect(
+    target: Target | str = "local",
+    *,
+    runbook: str = "adhoc",
+    read_only: bool = True,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_S,
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT,
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+    autocommit: bool = False,
+) -> Session:
+    """Open a :class:`Session` on ``target``.
+
+    Diagnostics keep ``read_only=True`` (every transaction is ``BEGIN READ ONLY``);
+    actions pass ``read_only=False``. An unreachable server fails within
+    ``connect_timeout`` seconds with a :class:`ConnectError` naming the target.
+    """
+    if isinstance(target, str):
+        target = resolve(target)
+    conninfo = target.with_options(
+        application_name=f"pgrunbooks/{runbook}"[:63], connect_timeout=max(1, int(connect_timeout))
+    )
+    started = time.monotonic()
+    try:
+        conn = psycopg.connect(conninfo, autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        elapsed = time.monotonic() - started
+        reason = redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+        raise ConnectError(
+            f"cannot connect to target {target} after {elapsed:.1f}s: {reason}",
+            hint="check that the server is up and reachable, and the role, database and password source (.pgpass, service, env)",
+        ) from None
+    conn.read_only = read_only
+    return Session(conn, target, runbook, read_only, statement_timeout, lock_timeout)
