@@ -32,7 +32,7 @@ lab: $(STAMP)
 
 ## notebooks: re-execute every committed notebook against a freshly seeded sandbox
 notebooks: $(STAMP)
-	$(BIN)/python -m pgrunbooks.notebooks_refresh
+	$(BIN)/python -m pgrunbooks.refresh
 
 ## bench: the figures quoted in the issues
 bench: $(STAMP)

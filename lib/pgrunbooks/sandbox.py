@@ -410,16 +410,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def create_database(admin_conninfo: str, name: str, *, template: str | None = None, owner: str = DEFAULT_USER) -> None:
-    """``CREATE DATABASE name [TEMPLATE template] OWNER owner``; the server is reached as superuser."""
+def create_database(admin_conninfo: str, name: str, *, template: str | None = None) -> None:
+    """``CREATE DATABASE name [TEMPLATE template]`` as the superuser (owner ``supabase_admin``, as on Supabase)."""
     import psycopg
     from psycopg import sql
 
-    query = sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(owner))
+    query = sql.SQL("create database {}").format(sql.Identifier(name))
     if template:
         # FILE_COPY clones by copying files: much faster than PG15+'s default WAL_LOG for seeded templates.
-        query = sql.SQL("create database {} template {} strategy file_copy owner {}").format(
-            sql.Identifier(name), sql.Identifier(template), sql.Identifier(owner)
+        query = sql.SQL("create database {} template {} strategy file_copy").format(
+            sql.Identifier(name), sql.Identifier(template)
         )
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
         conn.execute(query)
