@@ -49,3 +49,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         Sandbox(_sandbox_home).stop()
         shutil.rmtree(_sandbox_home, ignore_errors=True)
         _sandbox_home = None
+
+
+@pytest.fixture(scope="session")
+def demo_sandbox() -> Path:
+    """The seeded sandbox the committed notebooks were produced on (``victorysync``, scale 1, all faults)."""
+    return notebook_sandbox()

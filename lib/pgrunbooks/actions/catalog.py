@@ -1,0 +1,141 @@
+"""Catalog look-ups for actions: names become catalog rows before they become SQL.
+
+A table or index name given by a user (or a params file) is treated as data: it is
+resolved with ``to_regclass(%s)`` (a bound value, never spliced into SQL) and must exist
+with the expected kind; the SQL then uses the catalog's own schema and name through
+``psycopg.sql.Identifier``. Anything else (``calls; drop table x``, a missing table, a
+view where a table is needed) is a :class:`~pgrunbooks.errors.UsageError` before
+anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgrunbooks.errors import UsageError
+
+MAX_NAME = 200
+TABLE_KINDS = ("r", "p")  # ordinary, partitioned
+INDEX_KINDS = ("i", "I")  # index, partitioned index
+
+
+@dataclass(frozen=True)
+class Relation:
+    oid: int
+    schema: str
+    name: str
+    kind: str
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        """``schema.name`` quoted only where needed (for display and matching findings)."""
+        return f"{_quote(self.schema)}.{_quote(self.name)}"
+
+    def __str__(self) -> str:
+        return self.qualified
+
+
+def _quote(name: str) -> str:
+    simple = name and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_$" for c in name)
+    return name if simple and name == name.lower() else '"' + name.replace('"', '""') + '"'
+
+
+def resolve(session, name: Any, *, kinds: tuple[str, ...] = TABLE_KINDS, what: str = "table") -> Relation:
+    """The catalog entry for ``name`` (``schema.name`` or a name on the search_path).
+
+    Raises :class:`UsageError` naming the problem when it does not exist, is of another
+    kind, or is not a plausible name at all. The name is only ever a bound value.
+    """
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or "\x00" in name:
+        raise UsageError(f"invalid {what} name {name!r}", hint=f"give an existing {what} as schema.name")
+    try:
+        row = session.fetch_one(
+            "select c.oid::int8 as oid, n.nspname as schema, c.relname as name, c.relkind::text as kind"
+            " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+            " where c.oid = pg_catalog.to_regclass(%s)",
+            (name.strip(),),
+        )
+    except psycopg.Error:
+        # to_regclass raises on malformed names on older servers: still just "not a table".
+        row = None
+    if row is None:
+        raise UsageError(f"no {what} named {name!r} in the database", hint=f"give an existing {what} as schema.name")
+    if row["kind"] not in kinds:
+        raise UsageError(f"{row['schema']}.{row['name']} is not a {what} (relkind {row['kind']!r})")
+    return Relation(int(row["oid"]), row["schema"], row["name"], row["kind"])
+
+
+def columns(session, rel: Relation) -> list[dict[str, Any]]:
+    """Columns in order: name, type (format_type), not_null, generated, identity."""
+    return session.fetch(
+        "select a.attname as name, pg_catalog.format_type(a.atttypid, a.atttypmod) as type,"
+        " a.attnotnull as not_null, a.attgenerated::text as generated, a.attidentity::text as identity"
+        " from pg_catalog.pg_attribute a where a.attrelid = %s and a.attnum > 0 and not a.attisdropped"
+        " order by a.attnum",
+        (rel.oid,),
+    )
+
+
+def primary_key(session, rel: Relation) -> list[dict[str, Any]]:
+    """The primary key's columns (name, type) in key order; empty when there is none."""
+    return session.fetch(
+        "select a.attname as name, pg_catalog.format_type(a.atttypid, a.atttypmod) as type"
+        " from pg_catalog.pg_constraint con"
+        " cross join lateral unnest(con.conkey) with ordinality as k(attnum, ord)"
+        " join pg_catalog.pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum"
+        " where con.conrelid = %s and con.contype = 'p' order by k.ord",
+        (rel.oid,),
+    )
+
+
+FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+def referencing_foreign_keys(session, rel: Relation) -> list[dict[str, Any]]:
+    """Foreign keys that reference ``rel``: name, dependent table, column pairs, ON DELETE action."""
+    rows = session.fetch(
+        "select con.conname as name, con.conrelid::int8 as dep_oid, dn.nspname as dep_schema,"
+        " dc.relname as dep_name, con.confdeltype::text as on_delete,"
+        " array(select a.attname from unnest(con.conkey) with ordinality k(n, o)"
+        "       join pg_catalog.pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.o)::text[] as dep_columns,"
+        " array(select a.attname from unnest(con.confkey) with ordinality k(n, o)"
+        "       join pg_catalog.pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.o)::text[] as ref_columns"
+        " from pg_catalog.pg_constraint con"
+        " join pg_catalog.pg_class dc on dc.oid = con.conrelid"
+        " join pg_catalog.pg_namespace dn on dn.oid = dc.relnamespace"
+        " where con.contype = 'f' and con.confrelid = %s and con.conparentid = 0"
+        " order by dn.nspname, dc.relname, con.conname",
+        (rel.oid,),
+    )
+    for r in rows:
+        r["dependent"] = Relation(int(r["dep_oid"]), r["dep_schema"], r["dep_name"], "r")
+        r["on_delete_sql"] = FK_ACTIONS.get(r["on_delete"], r["on_delete"])
+    return rows
+
+
+def user_triggers(session, rel: Relation) -> list[str]:
+    """Names of enabled user triggers on ``rel`` (they fire on the action's writes)."""
+    return [
+        r["name"]
+        for r in session.fetch(
+            "select t.tgname as name from pg_catalog.pg_trigger t"
+            " where t.tgrelid = %s and not t.tgisinternal and t.tgenabled <> 'D' order by t.tgname",
+            (rel.oid,),
+        )
+    ]
+
+
+def privileges(session, rel: Relation, privs: str) -> bool:
+    """``has_table_privilege(current_user, rel, privs)`` (e.g. ``'SELECT,DELETE'``: any of them)."""
+    needed = [p.strip() for p in privs.split(",") if p.strip()]
+    return all(
+        session.scalar("select pg_catalog.has_table_privilege(%s::oid, %s)", (rel.oid, p)) for p in needed
+    )

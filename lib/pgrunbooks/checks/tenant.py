@@ -1,0 +1,215 @@
+"""Tenant isolation, tested for real: the API roles, a member's JWT claims, every tenant table.
+
+As the connected role (which must not be subject to RLS: postgres on Supabase), the check picks, for
+every tenant table, a bounded sample of rows of the first organizations (through the tenant column's
+index). Then, for each sampled member of two or more organizations, inside a read-only transaction
+and one rolled-back savepoint per table: ``set local role authenticated`` and
+``set_config('request.jwt.claims', '{"sub": …, "role": "authenticated"}', true)``, and it counts how
+many of the sampled rows of *other* organizations the member can fetch by primary key. Then the
+same as ``anon``, for whom every tenant row is foreign. Any visible foreign row is a leak. Nothing
+is written; the role and claims end with each savepoint; the session's own role is verified back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+from psycopg import sql
+
+from pgrunbooks.checks.format import plural
+from pgrunbooks.checks.registry import Check, register
+from pgrunbooks.checks.runner import SkipCheck, compose, execute, fetch, finding, ok, transaction
+from pgrunbooks.checks.security import API_SCHEMAS
+from pgrunbooks.findings import Severity
+
+
+def _ident(qualified: str) -> sql.Identifier:
+    return sql.Identifier(*qualified.split(".", 1))
+
+
+def _collect(check, ctx, t):
+    if not _can_set_role(ctx, check, "authenticated"):
+        raise SkipCheck(
+            f"role {ctx.current_user} cannot SET ROLE authenticated, so it cannot test what the API sees",
+            f"grant authenticated, anon to {ctx.current_user};  -- membership only: nothing is gained until "
+            "a session switches role, and the probes run read-only",
+        )
+    tables = fetch(ctx, check, check.sql(ctx.server_version), t)
+    tenant_table = next((r for r in tables if r["is_tenant_table"]), None)
+    if tenant_table is None:
+        raise SkipCheck(f"tenant table {t['tenant_table']} not found in {', '.join(t['schemas'])} (or it has no "
+                        "single-column primary key)", "set tenant_table / tenant_column to your schema's names")
+    hidden = [r["name"] for r in tables if not r["sampleable"]]
+    if hidden:
+        raise SkipCheck(
+            f"row level security (or a missing SELECT) hides rows of {', '.join(hidden[:5])} from "
+            f"{ctx.current_user}, so it cannot pick other tenants' rows to probe with",
+            "run it as a BYPASSRLS role with read access (postgres on Supabase; pg_read_all_data)",
+        )
+    ids = {
+        "membership": _ident(t["membership_table"]),
+        "member": sql.Identifier(t["member_column"]),
+        "tenant": sql.Identifier(t["tenant_column"]),
+    }
+    members = fetch(ctx, check, check.sql(ctx.server_version, "members"), t, identifiers=ids)
+    sample_sql = check.sql(ctx.server_version, "sample")
+    tenant_ids = {"tenant_table": _ident(tenant_table["name"]), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
+    for table in tables:
+        table.update(leaks=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
+        table["sample"] = [(r["pk"], r["tenant"]) for r in fetch(
+            ctx, check, sample_sql, t,
+            identifiers={**tenant_ids, "table": _ident(table["name"]), "pk": sql.Identifier(table["pk_column"]),
+                         "key": sql.Identifier(table["key_column"])})]
+    probe = check.sql(ctx.server_version, "probe")
+    subjects = [("authenticated", m["user_id"], set(m["tenants"])) for m in members]
+    if _can_set_role(ctx, check, "anon"):
+        subjects.append(("anon", None, set()))
+    conn = ctx.session.conn
+    for role, user_id, own in subjects:
+        claims = {"role": role} if user_id is None else {"sub": user_id, "role": role, "aud": role}
+        with transaction(ctx, check, search_path=None) as cur:
+            for table in tables:
+                if not table[f"{role}_select"]:
+                    continue
+                foreign = [pk for pk, tenant in table["sample"] if tenant not in own]
+                if not foreign:
+                    continue
+                query = compose(ctx, check, probe, {"table": _ident(table["name"]), "pk": sql.Identifier(table["pk_column"])})
+                with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
+                    cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                    cur.execute(
+                        "select set_config('request.jwt.claims', %s, true),"
+                        " set_config('request.jwt.claim.sub', %s, true),"
+                        " set_config('request.jwt.claim.role', %s, true)",
+                        (json.dumps(claims), user_id or "", role),
+                    )
+                    execute(ctx, check, cur, query, {"ids": foreign})
+                    leaked = cur.fetchone()["leaked"]
+                if role == "anon":
+                    table["anon_leaked"], table["anon_probed"] = leaked, len(foreign)
+                else:
+                    table["probed_members"] += 1
+                    if leaked:
+                        table["leaks"].append({"user_id": user_id, "tenants": sorted(str(x) for x in own),
+                                               "leaked": leaked, "probed": len(foreign)})
+            cur.execute("select current_user::text as role")
+            back = cur.fetchone()["role"]
+            if back != ctx.current_user:  # pragma: no cover - the savepoint rollback restores it
+                raise RuntimeError(f"role not restored after the probes: {back}")
+    for table in tables:
+        table["members_sampled"] = len(members)
+        table["sampled_rows"] = len(table.pop("sample"))
+    return tables
+
+
+def _can_set_role(ctx, check, role: str) -> bool:
+    """Whether this session may ``SET ROLE role`` (tried in a rolled-back savepoint: membership
+    alone is not enough on 16+, where the grant's SET option decides)."""
+    key = f"set_role:{role}"
+    if key not in ctx.cache:
+        allowed = False
+        with transaction(ctx, check) as cur:
+            cur.execute("select exists (select 1 from pg_catalog.pg_roles where rolname = %s) as present", (role,))
+            if cur.fetchone()["present"]:
+                try:
+                    with ctx.session.conn.transaction(force_rollback=True):
+                        cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                        allowed = True
+                except psycopg.errors.InsufficientPrivilege:
+                    allowed = False
+        ctx.cache[key] = allowed
+    return ctx.cache[key]
+
+
+def _culprits(policies: list[str], rls_enabled: bool) -> str:
+    if not rls_enabled:
+        return "row level security is disabled on it"
+    if not policies:
+        return "no SELECT policy applies, yet rows are visible (owner or BYPASSRLS?)"
+    suspicious = [p for p in policies if p.split(": ", 1)[-1].strip().lower() == "true"]
+    named = suspicious or policies
+    label = "policy" if len(named) == 1 else "policies"
+    return (f"{label} {', '.join(p.split(':', 1)[0] for p in named)} "
+            + ("(using true) " if suspicious else "")
+            + "— permissive policies are OR-ed: " + "; ".join(policies))
+
+
+def _evaluate(check, rows, t, ctx):
+    out = []
+    members = rows[0]["members_sampled"] if rows else 0
+    for r in rows:
+        problems = []
+        if r["leaks"]:
+            worst = max(r["leaks"], key=lambda leak: leak["leaked"])
+            problems.append(
+                f"{plural(len(r['leaks']), 'member')} of {r['probed_members']} tested see other organizations' rows "
+                f"(user {worst['user_id']}, member of {len(worst['tenants'])} orgs, sees {worst['leaked']} of "
+                f"{worst['probed']} sampled foreign rows) through {_culprits(r['authenticated_policies'], r['rls_enabled'])}")
+        if r["anon_leaked"]:
+            problems.append(
+                f"logged-out visitors (anon) see {r['anon_leaked']} of {r['anon_probed']} sampled rows through "
+                f"{_culprits(r['anon_policies'], r['rls_enabled'])}")
+        if not problems:
+            continue
+        culprit = ""
+        policies = (r["authenticated_policies"] if r["leaks"] else []) + (r["anon_policies"] if r["anon_leaked"] else [])
+        suspicious = [p.split(":", 1)[0] for p in policies if p.split(": ", 1)[-1].strip().lower() == "true"]
+        if suspicious:
+            culprit = " (policy " + ", ".join(dict.fromkeys(suspicious)) + ")"
+        elif not r["rls_enabled"]:
+            culprit = " (RLS disabled)"
+        remediation = (
+            "".join(f"drop policy {name} on {r['name']};\n" for name in dict.fromkeys(suspicious))
+            + ("" if r["rls_enabled"] else f"alter table {r['name']} enable row level security;\n")
+            + "Every SELECT policy for authenticated must restrict to the member's organizations:\n"
+            + f"  using ({r['key_column']} in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
+            + "Then run weekly/security_audit again."
+        )
+        out.append(finding(
+            check, Severity.CRITICAL, f"{r['name']} leaks rows across tenants{culprit}", object=r["name"],
+            value=max([leak["leaked"] for leak in r["leaks"]] + [r["anon_leaked"] or 0]),
+            detail="; ".join(problems) + ".", remediation=remediation, data=r,
+        ))
+    if out:
+        return out
+    probed = [r for r in rows if r["probed_members"] or r["anon_leaked"] is not None]
+    sampled = sum(r["sampled_rows"] for r in rows)
+    not_granted = [r["name"] for r in rows if not r["authenticated_select"]]
+    if not members:
+        return [finding(check, Severity.INFO, "no member of two or more organizations to test with",
+                        detail=f"{len(rows)} tenant tables found; anon tested on "
+                               f"{sum(1 for r in rows if r['anon_leaked'] is not None)}.",
+                        remediation="Seed a test member of two organizations, or lower the sample's requirements.")]
+    return [ok(check, f"{plural(members, 'member')} of 2+ organizations and anon saw none of {sampled:,} sampled "
+                      f"rows of other organizations in {plural(len(probed), 'tenant table')}"
+                      + (f"; not granted to authenticated: {', '.join(not_granted)}" if not_granted else ""))]
+
+
+register(Check(
+    id="tenant_isolation",
+    title="Tenant isolation",
+    category="tenant",
+    description="For sampled members of two or more organizations (and for anon), every tenant table, read "
+                "through the API role with their JWT claims, shows none of a sample of other organizations' rows "
+                "(rows_per_tenant rows of each of the first sample_tenants organizations, fetched by primary key).",
+    why="The policies can look right and still leak: permissive policies are OR-ed, RLS can be off, a view "
+        "can bypass it. Only querying as the API does proves isolation.",
+    remediation="drop the leaking policy / enable RLS; every SELECT policy must restrict to the member's orgs.",
+    evaluate=_evaluate,
+    collect=_collect,
+    thresholds={
+        "schemas": API_SCHEMAS,
+        "tenant_table": "public.organizations",
+        "tenant_column": "org_id",
+        "membership_table": "public.org_users",
+        "member_column": "user_id",
+        "sample": 3,
+        "scan_rows": 5000,
+        "sample_tenants": 25,
+        "rows_per_tenant": 40,
+    },
+    statement_timeout="20s",
+    reads="a bounded sample per tenant table (sample_tenants x rows_per_tenant rows through the tenant column's "
+          "index), then those rows by primary key as the API roles",
+))
