@@ -56,18 +56,26 @@ def browser(chromium_path):
         browser.close()
 
 
+SUITES = ("daily", "weekly")
+REPORT_BUDGET_BYTES = 5 * 1024 * 1024
+
+
 @pytest.fixture(scope="session")
-def suite_reports(demo_sandbox, tmp_path_factory) -> Path:
-    """One run of the daily suite against the seeded sandbox; returns the run directory."""
+def suite_reports(demo_sandbox, tmp_path_factory) -> list[Path]:
+    """One run of the daily and of the weekly suite against the seeded sandbox; their run directories."""
     out = tmp_path_factory.mktemp("reports")
     env = dict(os.environ, PGRUNBOOKS_HOME=str(demo_sandbox))
-    done = subprocess.run(
-        [sys.executable, "-m", "pgrunbooks", "suite", "daily", "--out", str(out), "--fail-on", "none"],
-        capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run,) = [p for p in out.iterdir() if p.is_dir()]
-    return run
+    runs = []
+    for suite in SUITES:
+        suite_out = out / suite
+        done = subprocess.run(
+            [sys.executable, "-m", "pgrunbooks", "suite", suite, "--out", str(suite_out), "--fail-on", "none"],
+            capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        (run,) = [p for p in suite_out.iterdir() if p.is_dir()]
+        runs.append(run)
+    return runs
 
 
 def _open_offline(browser, url: str):
@@ -93,10 +101,13 @@ def _open_offline(browser, url: str):
 
 def test_suite_reports_render_offline_with_every_chart(browser, suite_reports):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    pages = sorted(suite_reports.glob("*.html"))
-    assert any(p.name == "index.html" for p in pages) and len(pages) >= 2
+    pages = [html for run in suite_reports for html in sorted(run.glob("*.html"))]
+    assert sum(p.name == "index.html" for p in pages) == len(SUITES) and len(pages) >= 2 * len(SUITES)
     charts_seen = 0
     for html in pages:
+        # plotly.js is inlined once per report (about 4.6 MB raw); the budget keeps reports mailable.
+        assert html.stat().st_size < REPORT_BUDGET_BYTES, f"{html.name} is {html.stat().st_size:,} bytes"
+        shot = SCREENSHOTS / f"report-{html.parent.parent.name}-{html.stem}.png"
         context, page, problems = _open_offline(browser, html.as_uri())
         try:
             plots = page.locator(".js-plotly-plot")
@@ -106,16 +117,16 @@ def test_suite_reports_render_offline_with_every_chart(browser, suite_reports):
                 assert plot.locator("svg.main-svg").count() > 0, f"{html.name}: chart {i} has no SVG"
                 assert plot.locator(PLOT_MARKS).count() > 0, f"{html.name}: chart {i} drew no marks"
             charts_seen += plots.count()
-            page.screenshot(path=str(SCREENSHOTS / f"report-{html.stem}.png"), full_page=True)
+            page.screenshot(path=str(shot), full_page=True)
         finally:
             context.close()
         assert not problems["external"], f"{html.name} requested {problems['external']}"
         assert not problems["console"], f"{html.name} logged console errors: {problems['console']}"
-    assert charts_seen > 0, "the daily reports should contain charts"
+    assert charts_seen > 0, "the suite reports should contain charts"
 
 
 def test_report_banner_is_at_the_top(browser, suite_reports):
-    report = next(p for p in sorted(suite_reports.glob("*.html")) if p.name != "index.html")
+    report = next(p for p in sorted(suite_reports[0].glob("*.html")) if p.name != "index.html")
     context, page, _ = _open_offline(browser, report.as_uri())
     try:
         banner = page.locator(".pgrb-banner").first

@@ -45,6 +45,7 @@ __all__ = [
     "Session",
     "banner",
     "current",
+    "detected",
     "record",
     "show",
     "show_findings",
@@ -246,6 +247,22 @@ def banner(findings: Iterable[Finding]) -> None:
             "text/plain": f"{worst(items)}: {counts_text(severity_counts(items))}",
         }
     )
+
+
+def detected(findings: Iterable[Finding], *, level: str = "warning") -> None:
+    """Print the severity counts and the key of every finding at or above ``level``.
+
+    Keys name a check and an object, never a measurement, so on the deterministic
+    seeded sandbox this output is the same every run: runbooks mark the cell
+    ``# NBVAL_CHECK_OUTPUT`` and nbval proves each planted fault is still detected.
+    """
+    from pgrunbooks.findings import at_or_above
+
+    items = list(findings)
+    lines = [counts_text(severity_counts(items))]
+    flagged = sorted(at_or_above(items, level), key=lambda f: (-f.severity.rank, f.key))
+    lines += [f"  [{f.severity}] {f.key}" for f in flagged]
+    print(redact("\n".join(lines)))
 
 
 def show_findings(findings: Iterable[Finding]) -> None:
