@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 try:
     import pgrunbooks  # noqa: F401
@@ -44,6 +41,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
+from _server import server  # noqa: E402
 from pgrunbooks.actions import apply, plan_archive
 from pgrunbooks.db import connect
 from pgrunbooks.seed import seed
@@ -62,29 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the scratch source database")
     p.add_argument("--reuse", action="store_true", help="reuse a kept source database")
     return p.parse_args(argv)
-
-
-@contextmanager
-def server(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    """(superuser conninfo without dbname, description)."""
-    if args.conninfo:
-        params = pg_conninfo.conninfo_to_dict(args.conninfo)
-        params.pop("dbname", None)
-        yield pg_conninfo.make_conninfo(**params), "given by --conninfo"
-        return
-    from pgrunbooks.sandbox import Sandbox, free_port
-
-    home = Path(tempfile.mkdtemp(prefix="pgrb-bench-archive-"))
-    home.chmod(0o755)
-    sb = Sandbox(home, pg_bin=args.pg_bin, port=free_port())
-    sb.start()
-    try:
-        params = pg_conninfo.conninfo_to_dict(sb.admin_conninfo())
-        params.pop("dbname", None)
-        yield pg_conninfo.make_conninfo(**params), f"throwaway server in {home}"
-    finally:
-        sb.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def dsn(base: str, db: str, user: str | None = None) -> str:
@@ -196,7 +171,7 @@ def median_run(runs: list[dict], key: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
-    with server(args) as base:
+    with server(args.conninfo, args.pg_bin, prefix="pgrb-bench-archive-") as base:
         base_dsn, where = base
         print(f"server: {where}")
         src = build_source(base_dsn, args.rows) if not args.reuse else {"old": 0, "total": 0, "size": "?", "seconds": 0}

@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 try:
     import pgrunbooks  # noqa: F401
@@ -32,6 +28,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
+from _server import server  # noqa: E402
 from pgrunbooks.seed import Sizes, revert_faults, seed
 
 
@@ -51,35 +48,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def server(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    """(superuser conninfo without dbname, description)."""
-    if args.conninfo:
-        params = pg_conninfo.conninfo_to_dict(args.conninfo)
-        params.pop("dbname", None)
-        yield pg_conninfo.make_conninfo(**params), "given by --conninfo"
-        return
-    from pgrunbooks.sandbox import ADMIN_USER, Sandbox
-
-    local = Sandbox()
-    if not args.pg_bin and local.initialised and local.status().running:
-        yield local.status().conninfo("postgres", ADMIN_USER).replace(" dbname=postgres", ""), (
-            f"the local sandbox in {local.home}"
-        )
-        return
-    home = Path(tempfile.mkdtemp(prefix="pgrb-bench-"))
-    home.chmod(0o755)
-    box = Sandbox(home, pg_bin=args.pg_bin)
-    try:
-        status = box.start()
-        yield status.conninfo("postgres", ADMIN_USER).replace(" dbname=postgres", ""), (
-            f"a throwaway server in {home}"
-        )
-    finally:
-        box.stop()
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = Sizes.for_scale(args.scale)
@@ -89,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         steps.append((step, rows, seconds))
         print(f"  {step:<16} {rows:>10,} {seconds:8.2f} s", file=sys.stderr, flush=True)
 
-    with server(args) as (base, where):
+    with server(args.conninfo, args.pg_bin, prefix="pgrb-bench-", reuse_local=True) as (base, where):
         admin = pg_conninfo.make_conninfo(base, dbname="postgres")
         target = pg_conninfo.make_conninfo(base, dbname=args.database)
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -107,11 +107,15 @@ def test_suite_reports_render_offline_with_every_chart(browser, suite_reports):
     for html in pages:
         # plotly.js is inlined once per report (about 4.6 MB raw); the budget keeps reports mailable.
         assert html.stat().st_size < REPORT_BUDGET_BYTES, f"{html.name} is {html.stat().st_size:,} bytes"
-        shot = SCREENSHOTS / f"report-{html.parent.parent.name}-{html.stem}.png"
+        name = f"{html.parent.parent.name}-index" if html.stem == "index" else html.stem  # suite dir / run dir / page
+        shot = SCREENSHOTS / f"report-{name}.png"
         context, page, problems = _open_offline(browser, html.as_uri())
         try:
-            plots = page.locator(".js-plotly-plot")
-            page.wait_for_timeout(300)
+            # .pgrb-plot is every chart the report holds, drawn or not.
+            plots = page.locator(".pgrb-plot")
+            if plots.count():
+                page.wait_for_function("document.documentElement.dataset.pgrbPlots !== undefined", timeout=15_000)
+                assert page.evaluate("document.documentElement.dataset.pgrbPlots") == "drawn", html.name
             for i in range(plots.count()):
                 plot = plots.nth(i)
                 assert plot.locator("svg.main-svg").count() > 0, f"{html.name}: chart {i} has no SVG"

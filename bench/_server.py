@@ -1,0 +1,46 @@
+"""The PostgreSQL server a bench measures: one given by ``--conninfo``, or a throwaway sandbox.
+
+A throwaway server (own home, own port) keeps a bench from disturbing, or being disturbed by,
+the project's ``.pgrunbooks`` sandbox; ``reuse_local`` lets a bench use that sandbox when it
+is already running (seeding is what ``bench/seed.py`` measures, not server start-up).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from psycopg import conninfo as pg_conninfo
+
+
+def _without_dbname(conninfo: str) -> str:
+    params = pg_conninfo.conninfo_to_dict(conninfo)
+    params.pop("dbname", None)
+    return pg_conninfo.make_conninfo(**params)
+
+
+@contextmanager
+def server(conninfo: str | None, pg_bin: str | None, *, prefix: str, reuse_local: bool = False) -> Iterator[tuple[str, str]]:
+    """Yield (superuser conninfo without dbname, where it is) and clean up a throwaway server."""
+    if conninfo:
+        yield _without_dbname(conninfo), "given by --conninfo"
+        return
+    from pgrunbooks.sandbox import ADMIN_USER, Sandbox, free_port
+
+    if reuse_local and not pg_bin:
+        local = Sandbox()
+        if local.initialised and local.status().running:
+            yield _without_dbname(local.status().conninfo("postgres", ADMIN_USER)), f"the local sandbox in {local.home}"
+            return
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)
+    box = Sandbox(home, pg_bin=pg_bin, port=free_port())
+    try:
+        status = box.start()
+        yield _without_dbname(status.conninfo("postgres", ADMIN_USER)), f"a throwaway server in {home}"
+    finally:
+        box.stop()
+        shutil.rmtree(home, ignore_errors=True)
