@@ -109,7 +109,7 @@ class Plan:
         return pd.DataFrame(self.objects)
 
     def findings(self) -> list[Any]:
-        """The plan as findings for ``rb.record``: one ``info`` summary, one ``warning`` per blocker."""
+        """The plan as findings for ``rb.record``: one ``info`` summary, one ``warning`` per warning and per blocker."""
         from pgrunbooks.findings import Finding
 
         out = [
@@ -123,6 +123,19 @@ class Plan:
                 remediation=f"to apply: dry_run = False, confirm = {self._confirm_text()} ({self.confirm_hint})",
             )
         ]
+        # Warnings are things apply will do anyway but a reviewer must know (an index it
+        # cannot rebuild, rows it will skip): a scheduled dry run should surface them.
+        for i, warning in enumerate(self.warnings, 1):
+            out.append(
+                Finding(
+                    check_id=f"action.{self.action}.warning",
+                    severity="warning",
+                    title=warning.split(": ")[0][:160],
+                    object=f"{self.database}#{i}",
+                    detail=warning,
+                    remediation="read it before applying; the plan's notes say what to do",
+                )
+            )
         for i, blocker in enumerate(self.blockers, 1):
             out.append(
                 Finding(
@@ -394,6 +407,8 @@ def translate_errors(what: str, parameters: dict[str, Any] | None = None, progre
 
 
 def _as_pid_set(value: Any) -> set[int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):  # one pid, e.g. -p confirm=1234
+        return {value}
     if isinstance(value, str):
         parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
         try:
