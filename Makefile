@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/pgrunbooks sandbox start
 	$(BIN)/pgrunbooks sandbox seed --scale 1 --faults all
 	$(BIN)/pgrunbooks suite daily --out $(REPORTS) --fail-on none
+	@echo "open the index.html above in a browser; the planted faults show in: $(BIN)/pgrunbooks suite weekly --out $(REPORTS)"
 
 ## test: the whole test suite against real PostgreSQL 18 (and 15 when installed)
 test: $(STAMP)
