@@ -407,3 +407,28 @@ def test_a_cascade_the_guard_missed_rolls_the_batch_back(pg, big_clone, monkeypa
             "select count(*), md5(string_agg(r::text, ',' order by r.id)) from public.recordings r"
         ).fetchone() == recordings, "no recording was cascade-deleted"
         assert rows_checksum(conn, CALLS_UNION, CALL_COLUMNS) == before
+
+
+def test_a_trigger_that_alters_archived_rows_rolls_the_batch_back(pg, clean_clone, audit_log):
+    # A trigger on the archive is the one way an INSERT … SELECT of identical columns can store
+    # something else: the plan says so, each batch then compares content hashes, and refuses.
+    with pg.connect(clean_clone) as conn:
+        conn.execute(
+            "create function public.bump_duration() returns trigger language plpgsql as "
+            "$$ begin new.duration := new.duration + 1; return new; end $$"
+        )
+        conn.execute(
+            "create trigger bump before insert on public.call_archives for each row execute function public.bump_duration()"
+        )
+        before = rows_checksum(conn, CALLS_UNION, CALL_COLUMNS)
+    from pgrunbooks.actions import VerificationError
+
+    with session_for(pg, clean_clone) as s:
+        plan = plan_archive(s, pairs=[CALLS], on_dependents="skip")
+        assert any("bump" in w for w in plan.warnings), plan.warnings
+        with pytest.raises(VerificationError, match="content hashes"):
+            apply(plan, confirm=plan.confirm, progress=False)
+    with pg.connect(clean_clone) as conn:
+        assert rows_checksum(conn, CALLS_UNION, CALL_COLUMNS) == before
+        assert conn.execute("select count(*) from public.call_archives").fetchone()[0] == 0
+    assert audit.read(audit_log)[-1]["outcome"] == "failed"
