@@ -290,6 +290,8 @@ def test_rows_written_during_the_run_are_neither_lost_nor_archived_wrongly(pg, c
         holder.rollback()
     assert not errors, errors
     assert result.ok and len(inserted) > 50
+    # batches delete without locking first until they meet the held row; from then on they skip locked rows
+    assert result.objects[0]["skip_locked_from_batch"] is not None, result.objects
     with pg.connect(clean_clone) as conn:
         ids = [k for k, _ in inserted]
         where = conn.execute(

@@ -111,11 +111,13 @@ def _hash(alias: str, cols: list[str], fn: str) -> sql.Composable:
     ``fn="record"`` hashes the row's values with their types' own hash functions
     (``hash_record_extended``, no text conversion); ``fn="md5"`` hashes the row's text
     (any column type). Sums combine across batches, so a whole run has one figure.
+    ``sum(int8)`` is exact (its result is numeric) and accumulates in 128-bit integers:
+    several times cheaper than summing ``::numeric`` casts, per row moved.
     """
     row = sql.SQL("row({})").format(sql.SQL(", ").join(sql.Identifier(alias, c) for c in cols))
     if fn == "record":
-        return sql.SQL("coalesce(sum(pg_catalog.hash_record_extended({}, 0)::numeric), 0)").format(row)
-    return sql.SQL("coalesce(sum(('x' || substr(md5({}::text), 1, 16))::bit(64)::int8::numeric), 0)").format(row)
+        return sql.SQL("coalesce(sum(pg_catalog.hash_record_extended({}, 0)), 0)").format(row)
+    return sql.SQL("coalesce(sum(('x' || substr(md5({}::text), 1, 16))::bit(64)::int8), 0)").format(row)
 
 
 def _cols(cols: list[str], alias: str | None = None) -> sql.Composable:
@@ -135,8 +137,12 @@ def _dependent_guard(fks: list[dict[str, Any]], alias: str = "s") -> sql.Composa
     return sql.Composed(parts)
 
 
-def _candidates(p: _Pair, order: str, *, first: bool) -> sql.Composable:
-    """The batch: the next slice's rows older than the cutoff with no dependent, locked (skip locked)."""
+def _candidates(p: _Pair, order: str, *, first: bool, skip_locked: bool = True) -> sql.Composable:
+    """The batch: the next slice's rows older than the cutoff with no dependent.
+
+    ``skip_locked`` locks them first, passing over rows another transaction holds;
+    without it the DELETE takes the row locks itself (see :data:`OPTIMISTIC_LOCK_TIMEOUT`).
+    """
     if order == "physical":
         where = sql.SQL("s.ctid >= %(lo)s::tid and s.ctid < %(hi)s::tid and ")
     elif first:
@@ -148,7 +154,15 @@ def _candidates(p: _Pair, order: str, *, first: bool) -> sql.Composable:
     )
     if order == "key":
         q += sql.SQL(" order by s.{key} limit %(limit)s").format(key=sql.Identifier(p.key))
-    return q + sql.SQL(" for update of s skip locked")
+    return q + sql.SQL(" for update of s skip locked") if skip_locked else q
+
+
+# Year-old rows are almost never locked by the application, so a batch first deletes without
+# locking its candidates beforehand (locking every row, then deleting it, writes each tuple
+# twice: ~6 % of a batch). If a row is held after all, the DELETE gives up within this bound,
+# the batch rolls back, and the slice (and the rest of the pair) runs with FOR UPDATE SKIP
+# LOCKED: held rows are skipped, never waited on beyond this.
+OPTIMISTIC_LOCK_TIMEOUT = "50ms"
 
 
 # This backend's not-yet-reported row counts of the dependent tables (since PostgreSQL 15
@@ -159,7 +173,9 @@ CASCADE_CHECK = (
 )
 
 
-def move_statement(p: _Pair, order: str, *, first: bool = False, hash_fn: str = "record") -> sql.Composable:
+def move_statement(
+    p: _Pair, order: str, *, first: bool = False, hash_fn: str = "record", skip_locked: bool = True
+) -> sql.Composable:
     """One batch, one statement: lock the slice's candidates, delete them, insert them, compare.
 
     With referencing foreign keys it also reads this backend's counters of the dependent
@@ -194,7 +210,7 @@ def move_statement(p: _Pair, order: str, *, first: bool = False, hash_fn: str = 
         archive_hash=archive_hash,
         returned=_cols(p.columns) if p.archive_triggers else sql.Identifier(p.key),
         before=before,
-        cand=_candidates(p, order, first=first),
+        cand=_candidates(p, order, first=first, skip_locked=skip_locked),
         src=p.source.ident,
         col=sql.Identifier(p.column),
         scols=_cols(p.columns, "s"),
@@ -666,8 +682,18 @@ def _move_pair(session, plan: Plan, ctx: Context, p: _Pair, planned: int, deadli
     batch_size = params["batch_size"]
     archived_at = session.scalar("select statement_timestamp()")
     dep_oids = sorted({int(fk["dep_oid"]) for fk in p.fks})
-    first_stmt = move_statement(p, p.order, first=True, hash_fn=p.hash_fn)
-    next_stmt = move_statement(p, p.order, first=False, hash_fn=p.hash_fn) if p.order == "key" else first_stmt
+    statements = {
+        (first, skip): move_statement(p, p.order, first=first, hash_fn=p.hash_fn, skip_locked=skip)
+        for first in (True, False)
+        for skip in (True, False)
+    }
+    optimistic = True  # until a held row is met: then skip locked for the rest of the pair
+    # Never wait longer optimistically than the operator allows at all.
+    shorter = session.scalar(
+        "select %(t)s::interval > interval '0' and %(t)s::interval < %(o)s::interval",
+        {"t": str(params["lock_timeout"]), "o": OPTIMISTIC_LOCK_TIMEOUT},
+    )
+    optimistic_lock_timeout = params["lock_timeout"] if shorter else OPTIMISTIC_LOCK_TIMEOUT
     stats = {
         "source": p.source.qualified,
         "archive": p.archive.qualified,
@@ -713,11 +739,13 @@ def _move_pair(session, plan: Plan, ctx: Context, p: _Pair, planned: int, deadli
                 args.update(lo=f"({page},0)", hi=f"({page + pages},0)")
             else:
                 args.update(after=after, limit=batch_size)
-            for attempt in range(MAX_RETRIES + 1):
+            cascades = 0
+            while True:  # the slice until it commits: after a switch to skip locked, after a cascade
                 t0 = time.monotonic()
                 try:
-                    with session.transaction(statement_timeout=params["statement_timeout"], lock_timeout=params["lock_timeout"]) as cur:
-                        cur.execute(first_stmt if after is None else next_stmt, args, prepare=False)
+                    lock_timeout = optimistic_lock_timeout if optimistic else params["lock_timeout"]
+                    with session.transaction(statement_timeout=params["statement_timeout"], lock_timeout=lock_timeout) as cur:
+                        cur.execute(statements[(after is None, not optimistic)], args, prepare=False)
                         res = cur.fetchone()
                         hash_differs = res["archive_hash"] is not None and res["source_hash"] != res["archive_hash"]
                         if res["deleted"] != res["inserted"] or hash_differs:
@@ -731,11 +759,20 @@ def _move_pair(session, plan: Plan, ctx: Context, p: _Pair, planned: int, deadli
                             if cur.fetchone()["touched"] != res["dependents_before"]:
                                 raise _Cascaded()
                     break
+                except psycopg.errors.LockNotAvailable:
+                    if not optimistic:
+                        raise
+                    # A row (or the table) is held: this slice again, skipping held rows and
+                    # waiting for the table no longer than lock_timeout.
+                    optimistic = False
+                    stats["skip_locked_from_batch"] = stats["batches"] + 1
+                    continue
                 except (_Cascaded, psycopg.errors.ForeignKeyViolation):
                     # A dependent row appeared between the batch's snapshot and its locks: the
                     # whole batch was rolled back; the retry's snapshot sees it and skips its parent.
                     stats["retries"] += 1
-                    if attempt == MAX_RETRIES:
+                    cascades += 1
+                    if cascades > MAX_RETRIES:
                         raise VerificationError(
                             f"{p.source}: a batch kept reaching dependent rows written concurrently; rolled back",
                             hint="re-run when the application is quieter",
@@ -885,6 +922,8 @@ def _apply(plan: Plan, ctx: Context) -> ActionResult:
                 "remaining_older_than_cutoff": s.get("remaining_older_than_cutoff"),
                 "archived_at": s["archived_at"].isoformat() if s["archived_at"] else None,
                 "stopped": s["stopped"],
+                # the batch from which rows held by others were skipped (None: none was met)
+                "skip_locked_from_batch": s.get("skip_locked_from_batch"),
             }
         )
     moved = sum(s["moved"] for _, s in results)
