@@ -436,8 +436,16 @@ def _apply_vacuum(plan: Plan, ctx: Context) -> ActionResult:
                 "detail": f"{o['dead_tuples_before']:,} → {o['dead_tuples_after']:,} dead tuples",
             }
     reclaimed = sum(o["reclaimed_mb"] for o in objects)
+    # A first VACUUM creates the free-space and visibility maps: a few kB more, not a loss.
+    space = (
+        f"{reclaimed:.2f} MB returned to the operating system"
+        if reclaimed >= 0.005
+        else f"no space returned to the operating system (the free-space and visibility maps took {-reclaimed:.2f} MB)"
+        if reclaimed <= -0.005
+        else "no space returned to the operating system"
+    )
     summary = (
-        f"{len(objects)} table(s) maintained; {reclaimed:.2f} MB returned to the operating system "
+        f"{len(objects)} table(s) maintained; {space} "
         "(plain VACUUM makes dead space reusable inside the table and only truncates empty pages at its end)."
         if objects
         else "Nothing to do."
