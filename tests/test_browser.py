@@ -56,7 +56,7 @@ def browser(chromium_path):
         browser.close()
 
 
-SUITES = ("daily", "weekly")
+SUITES = ("daily", "weekly", "monthly")
 REPORT_BUDGET_BYTES = 5 * 1024 * 1024
 
 

@@ -589,11 +589,15 @@ def plan_archive(
         + (f", {pause}s pause between batches" if pause else "")
         + (f", stops cleanly after {max_runtime}s (re-run to continue)" if max_runtime else "")
     )
-    notes.append("rows locked by other transactions are skipped (left for the next run), never waited on")
+    notes.append(
+        "rows locked by other transactions are skipped (left for the next run), never waited on for more than "
+        f"{OPTIMISTIC_LOCK_TIMEOUT}"
+    )
     summary = (
         f"Move {total:,} rows from {len(resolved)} table(s) to their archive tables in batches of {batch_size:,}; "
-        "each batch is one atomic statement (delete … returning → insert) with counts and content hashes compared "
-        "before commit. Interrupted at any point, committed batches are complete and a re-run continues."
+        "each batch is one atomic statement (delete … returning → insert), its counts compared before commit, "
+        "the content hash of the moved rows checked against the archive afterwards. Interrupted at any point, "
+        "committed batches are complete and a re-run continues."
     )
     parameters = {
         "pairs": [
