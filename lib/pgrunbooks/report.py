@@ -79,7 +79,8 @@ def findings_table_html(findings: Sequence[Finding], *, suppressed: int = 0) -> 
         return f'<div class="pgrb-findings"><p style="margin:4px 0">No findings.</p>{note}</div>'
     head = "".join(
         f'<th style="{_TH}">{h}</th>'
-        for h in ("severity", "check", "object", "value", "threshold", "detail", "remediation")
+        # no object column: the key under each title (check_id:object) names it already
+        for h in ("severity", "finding", "value", "threshold", "detail", "remediation")
     )
     rows = []
     for f in findings:
@@ -87,12 +88,11 @@ def findings_table_html(findings: Sequence[Finding], *, suppressed: int = 0) -> 
         rows.append(
             "<tr>"
             f'<td style="{_TD}">{severity_badge(f.severity)}</td>'
-            f'<td style="{_TD}"><b>{_esc(f.title)}</b><br><code style="font-size:0.8em;color:#6b7280">{_esc(f.key)}</code></td>'
-            f'<td style="{_TD}"><code>{_esc(f.object)}</code></td>'
-            f'<td style="{_TD}">{_esc(f.value)}</td>'
+            f'<td style="{_TD};min-width:12em"><b>{_esc(f.title)}</b><br><code style="font-size:0.8em;color:#6b7280;overflow-wrap:anywhere">{_esc(f.key)}</code></td>'
+            f'<td style="{_TD};min-width:5em;overflow-wrap:anywhere">{_esc(f.value)}</td>'
             f'<td style="{_TD}">{_esc(f.threshold)}</td>'
-            f'<td style="{_TD}">{_esc(f.detail)}</td>'
-            f'<td style="{_TD}">{remediation}</td>'
+            f'<td style="{_TD};min-width:12em">{_esc(f.detail)}</td>'
+            f'<td style="{_TD};min-width:18em">{remediation}</td>'
             "</tr>"
         )
     return (
