@@ -99,17 +99,47 @@ def refresh(paths: list[Path], *, timeout: int = 600) -> list[tuple[Path, str]]:
     return failures
 
 
+def _refresh_on_fresh_sandbox(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Execute on a brand-new server, as nbval does in ``make test``.
+
+    Cluster-wide statistics (checkpoints, statement statistics) remember everything a
+    long-lived sandbox went through; outputs made there would not be the ones nbval gets.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from pgrunbooks.sandbox import Sandbox
+
+    home = Path(tempfile.mkdtemp(prefix="pgrb-refresh-"))
+    home.chmod(0o755)  # the server may run as the unprivileged pgrunbooks user
+    previous = os.environ.get("PGRUNBOOKS_HOME")
+    try:
+        seed_sandbox(home)
+        os.environ["PGRUNBOOKS_HOME"] = str(home)  # the kernels' target "local"
+        return refresh(paths)
+    finally:
+        if previous is None:
+            os.environ.pop("PGRUNBOOKS_HOME", None)
+        else:
+            os.environ["PGRUNBOOKS_HOME"] = previous
+        Sandbox(home).stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pgrunbooks.refresh",
-        description="Seed the sandbox deterministically and re-execute the committed notebooks in place.",
+        description="Seed a fresh sandbox deterministically and re-execute the committed notebooks in place.",
     )
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to refresh (default: all)")
-    parser.add_argument("--no-seed", action="store_true", help="reuse the sandbox's current data")
+    parser.add_argument("--no-seed", action="store_true", help="reuse the current sandbox ($PGRUNBOOKS_HOME) and its data")
     args = parser.parse_args(argv)
-    if not args.no_seed:
-        seed_sandbox()
-    failures = refresh([p.resolve() for p in args.notebooks] or committed_notebooks())
+    paths = [p.resolve() for p in args.notebooks] or committed_notebooks()
+    if args.no_seed:
+        failures = refresh(paths)
+    else:
+        failures = _refresh_on_fresh_sandbox(paths)
     for path, error in failures:
         print(f"FAILED {path}: {error}", file=sys.stderr)
     return 1 if failures else 0
