@@ -10,7 +10,8 @@ findings JSON and the run index. Both are timed with 1 and 2 parallel jobs.
     python bench/suite.py                 # the local sandbox (started if needed), N=6
     python bench/suite.py -n 10 --target env:BENCH_DSN
 
-Prints the overhead ratio suite/floor (target: <= 1.3) and the speed-up of 2 jobs over 1.
+Prints the overhead ratio suite/floor (target: <= 1.3), the engine's own share (the same runbook
+through bare papermill, no validation, findings or reports), and the speed-up of 2 jobs over 1.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ def _floor(n: int, jobs: int) -> float:
     return time.perf_counter() - started
 
 
+def _bare(n: int, jobs: int, target: str) -> float:
+    """N papermill runs of the fixture runbook itself, no engine: what its cells cost on top of the floor."""
+    import papermill
+
+    fixture = str(FIXTURES / "fixtures" / "findings.ipynb")
+    parameters = {"severities": ["warning", "ok"], "limit": 20, "target": target}
+
+    def one(_: int) -> None:
+        papermill.execute_notebook(fixture, None, parameters=parameters, kernel_name="python3", progress_bar=False,
+                                   log_output=False, cwd=None, request_save_on_cell_execute=False,
+                                   shutdown_kernel="immediate")
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, range(n)))
+    return time.perf_counter() - started
+
+
 def _suite(n: int, jobs: int, target: str, out: Path) -> tuple[float, int]:
     """N runbooks through the engine; returns (seconds, failed runbooks)."""
     from pgrunbooks import runner
@@ -120,14 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         _suite(1, 1, target, out)
         rows = []
         for jobs in (1, 2):
-            floor = statistics.median(_floor(args.n, jobs) for _ in range(args.repeat))
-            timings = [_suite(args.n, jobs, target, out) for _ in range(args.repeat)]
+            # Interleaved, repeat after repeat, so background load hits the three alike.
+            floors, bares, timings = [], [], []
+            for _ in range(args.repeat):
+                floors.append(_floor(args.n, jobs))
+                bares.append(_bare(args.n, jobs, target))
+                timings.append(_suite(args.n, jobs, target, out))
+            floor, bare = statistics.median(floors), statistics.median(bares)
             suite = statistics.median(t for t, _ in timings)
             failed = max(f for _, f in timings)
             rows.append((jobs, floor, suite, failed))
             print(
                 f"jobs {jobs}: floor {floor:6.2f}s ({floor / args.n:.2f}s/notebook)   "
-                f"suite {suite:6.2f}s ({suite / args.n:.2f}s/runbook)   overhead {suite / floor:.2f}x"
+                f"bare papermill {bare:6.2f}s ({bare / args.n:.2f}s)   "
+                f"suite {suite:6.2f}s ({suite / args.n:.2f}s/runbook)   overhead {suite / floor:.2f}x "
+                f"(engine alone, vs bare papermill on the same runbook: {suite / bare:.2f}x)"
                 + (f"   FAILED runbooks: {failed}" if failed else ""),
                 flush=True,
             )

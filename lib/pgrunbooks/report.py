@@ -268,7 +268,8 @@ def export_html(
             "footer": "pgrunbooks report · self-contained: opens offline",
         },
     }
-    body, _ = _exporter().from_notebook_node(prepared, resources=resources)
+    with _EXPORTER_LOCK:  # an exporter is not thread-safe; an export takes milliseconds
+        body, _ = _exporter().from_notebook_node(prepared, resources=resources)
     body = redact(body)
     if has_plotly:
         body = body.replace(_PLOTLY_PLACEHOLDER, plotly_js_payload(), 1)
@@ -276,25 +277,41 @@ def export_html(
 
 
 _PLOTLY_PLACEHOLDER = "/*pgrunbooks:plotly.js*/"
-_EXPORTERS = threading.local()
+_EXPORTER_LOCK = threading.RLock()
+_EXPORTER: list[Any] = []
 
 
 def _exporter():
-    """One HTMLExporter per thread (its compiled templates are reused; it is not thread-safe)."""
-    exporter = getattr(_EXPORTERS, "html", None)
-    if exporter is None:
-        from jinja2 import DictLoader
-        from nbconvert import HTMLExporter
+    """The one HTMLExporter of the process (its compiled templates are reused); callers hold
+    ``_EXPORTER_LOCK``."""
+    with _EXPORTER_LOCK:
+        if not _EXPORTER:
+            from jinja2 import DictLoader
+            from nbconvert import HTMLExporter
 
-        exporter = HTMLExporter(
-            template_name="lab",
-            template_file="pgrunbooks_report.html.j2",
-            extra_loaders=[DictLoader({"pgrunbooks_report.html.j2": _template_text("report.html")})],
-            exclude_input_prompt=True,
-            exclude_output_prompt=True,
-        )
-        _EXPORTERS.html = exporter
-    return exporter
+            _EXPORTER.append(HTMLExporter(
+                template_name="lab",
+                template_file="pgrunbooks_report.html.j2",
+                extra_loaders=[DictLoader({"pgrunbooks_report.html.j2": _template_text("report.html")})],
+                exclude_input_prompt=True,
+                exclude_output_prompt=True,
+            ))
+        return _EXPORTER[0]
+
+
+def warm_up() -> None:
+    """Pay the first report's one-off costs now: importing nbconvert, compiling the
+    templates, packing plotly.js (about a second in all on a small machine).
+
+    The runner calls it in a background thread while the first kernel starts, when this
+    process has nothing else to do; the first report is then as fast as the others.
+    """
+    import nbformat
+
+    plotly_js_payload()
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("warm-up"))
+    export_html(nb)
 
 
 # --------------------------------------------------------------------------------------

@@ -784,6 +784,15 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _warm_up_reports() -> None:
+    try:
+        from pgrunbooks import report
+
+        report.warm_up()
+    except Exception:  # noqa: BLE001 - see run_all
+        pass
+
+
 def run_all(
     prepared: Sequence[Prepared],
     run_dir: Path,
@@ -799,6 +808,9 @@ def run_all(
     options = options or Options()
     jobs = max(1, min(int(jobs), len(prepared) or 1))
     results: list[RunResult | None] = [None] * len(prepared)
+    # While the first kernels start this process only waits: import and compile the report
+    # machinery meanwhile. A failure here is not ours to report; the real export will.
+    threading.Thread(target=_warm_up_reports, name="pgrb-report-warm-up", daemon=True).start()
     bar = None
     if progress:
         from tqdm import tqdm
