@@ -14,7 +14,6 @@ binaries) and removed afterwards.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

@@ -204,3 +204,26 @@ def fresh_db(pg: TestServer):
 @pytest.fixture
 def project() -> Path:
     return PROJECT
+
+
+def first_server_only(pg, config: pytest.Config) -> None:
+    """Skip unless ``pg`` is the session's first server (``--pg-bin``, else
+    ``$PGRUNBOOKS_TEST_PG_BINS``, else the wheel): for tests that do not depend on the
+    server version and cost a kernel start or more."""
+    first = _bin_dir(_pg_bins(config)[0])
+    if Path(pg.sandbox.pg_bin).resolve() != first.resolve():
+        pytest.skip("version-independent; runs on the first server only")
+
+
+@pytest.fixture(scope="session")
+def first_server(request):
+    """``first_server(pg)`` skips unless ``pg`` is the session's first server (usable from
+    fixtures of any scope)."""
+    return lambda pg: first_server_only(pg, request.config)
+
+
+@pytest.fixture
+def first_pg(pg, first_server):
+    """``pg``, but only on the session's first server (see :func:`first_server_only`)."""
+    first_server(pg)
+    return pg

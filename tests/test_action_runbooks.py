@@ -13,7 +13,6 @@ paths and run on the first server only (the library tests cover both versions).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -40,24 +39,6 @@ DEAD_TUPLES_TABLE = "public.db_metrics"
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def first_server_only(pg, config) -> None:
-    """Skip unless ``pg`` is the session's first server (conftest order: --pg-bin, env, wheel)."""
-    from pgrunbooks.sandbox import wheel_bin_dir
-
-    chosen = config.getoption("--pg-bin") or [
-        b for b in os.environ.get("PGRUNBOOKS_TEST_PG_BINS", "").split(os.pathsep) if b
-    ] or ["wheel"]
-    first = wheel_bin_dir() if chosen[0] == "wheel" else Path(chosen[0])
-    if Path(pg.sandbox.pg_bin).resolve() != first.resolve():
-        pytest.skip("version-independent; runs on the first server only")
-
-
-@pytest.fixture
-def first_pg(pg, request):
-    first_server_only(pg, request.config)
-    return pg
-
-
 def cli(pg, args: list[str], out: Path, audit_log: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     """``pgrunbooks …`` in a subprocess whose ``local`` is the test server and whose audit log is ``audit_log``."""
     env = pg.env(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 
-import psycopg
 import pytest
 
 from pgrunbooks import audit

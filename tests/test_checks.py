@@ -13,7 +13,6 @@ import contextlib
 import time
 import uuid
 
-import psycopg
 import pytest
 
 from pgrunbooks import checks

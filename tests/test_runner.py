@@ -9,7 +9,6 @@ The end-to-end run itself runs on every server version.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -58,25 +57,6 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 18
     return subprocess.run(
         [sys.executable, "-m", "pgrunbooks", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
-
-
-def first_server_only(pg, config) -> None:
-    """Version-independent kernel tests run once, on the first server of the session (the
-    conftest's order: --pg-bin, else $PGRUNBOOKS_TEST_PG_BINS, else the wheel first)."""
-    from pgrunbooks.sandbox import wheel_bin_dir
-
-    chosen = config.getoption("--pg-bin") or [
-        b for b in os.environ.get("PGRUNBOOKS_TEST_PG_BINS", "").split(os.pathsep) if b
-    ] or ["wheel"]
-    first = wheel_bin_dir() if chosen[0] == "wheel" else Path(chosen[0])
-    if Path(pg.sandbox.pg_bin).resolve() != first.resolve():
-        pytest.skip("version-independent; runs on the first server only")
-
-
-@pytest.fixture
-def first_pg(pg, request):
-    first_server_only(pg, request.config)
-    return pg
 
 
 def run_dir_of(out: Path) -> Path:
@@ -176,8 +156,8 @@ def test_injection_text_in_parameters_changes_nothing(e2e, pg, runbook_db):
 # failures (first server only)
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def failing(pg, runbook_db, tmp_path_factory, request):
-    first_server_only(pg, request.config)
+def failing(pg, runbook_db, tmp_path_factory, first_server):
+    first_server(pg)
     out = tmp_path_factory.mktemp("failing")
     proc = run_cli(["run", "failing", "--target", f"local:{runbook_db}", "--out", str(out), "--fail-on", "none"], cli_env(pg), cwd=out)
     return {"proc": proc, "run": run_dir_of(out)}

@@ -17,13 +17,13 @@ from urllib.parse import quote
 import pytest
 from psycopg import sql
 
-from test_runner import cli_env, first_server_only, make_runbook_db, run_cli, run_dir_of
+from test_runner import cli_env, make_runbook_db, run_cli, run_dir_of
 from test_targets import HangServer
 
 
 @pytest.fixture(scope="module")
-def secret_suite(pg, request, tmp_path_factory):
-    first_server_only(pg, request.config)
+def secret_suite(pg, first_server, tmp_path_factory):
+    first_server(pg)
     db = make_runbook_db(pg)
     role = f"rb_secret_{uuid.uuid4().hex[:8]}"
     password = f"Pw-{secrets.token_hex(12)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgrunbooks.checks.format import duration, pct, size
+from pgrunbooks.checks.format import pct, size
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import finding, grade, ok
 from pgrunbooks.findings import Severity
