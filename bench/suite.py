@@ -7,6 +7,11 @@ validation, target resolution, a database connection, findings recorded twice, a
 chart, the redacted notebook, the self-contained HTML report (plotly.js inline), the
 findings JSON and the run index. Both are timed with 1 and 2 parallel jobs.
 
+The engine starts each runbook's kernel while the previous runbook runs (pgrunbooks.kernels);
+bare papermill, and so the floor, starts it when the notebook starts. With one job that hides
+the kernel start behind the work of the runbook before; with as many jobs as cores the machine
+is CPU-bound and what is left over the floor is the runbook's own CPU (imports, chart, queries).
+
     python bench/suite.py                 # the local sandbox (started if needed), N=6
     python bench/suite.py -n 10 --target env:BENCH_DSN
 

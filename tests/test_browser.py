@@ -182,7 +182,8 @@ def test_runbook_runs_in_jupyterlab_without_errors(browser, jupyterlab):
     try:
         page.goto(f"{base}/lab/tree/runbooks/daily/health_overview.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_selector("text=/Idle/", timeout=60_000)  # kernel ready
+        # Several elements say "Idle" (some only for screen readers): wait for one a user sees.
+        page.wait_for_selector("text=/Idle/ >> visible=true", timeout=60_000)  # kernel ready
         page.locator(".jp-Notebook").first.click()
         page.get_by_role("menuitem", name="Run").click()
         page.get_by_text("Run All Cells", exact=True).click()

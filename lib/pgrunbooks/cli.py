@@ -15,6 +15,7 @@ import sys
 from pgrunbooks import __version__
 from pgrunbooks.errors import PgRunbooksError
 from pgrunbooks.redact import install_logging_filter, redact
+from pgrunbooks.startup import skip_slow_imports
 
 COMMAND_MODULES = ["sandbox", "runbooks", "check"]
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_slow_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psycopg
 
+from pgrunbooks.startup import skip_slow_imports
+
 PROJECT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIRS = ("runbooks", "notebooks")
 SEED_SCALE = 1.0
@@ -128,6 +130,7 @@ def _refresh_on_fresh_sandbox(paths: list[Path]) -> list[tuple[Path, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_slow_imports()
     parser = argparse.ArgumentParser(
         prog="python -m pgrunbooks.refresh",
         description="Seed a fresh sandbox deterministically and re-execute the committed notebooks in place.",

@@ -165,7 +165,7 @@ def plotly_js_payload() -> str:
     ``DecompressionStream`` (no library, no network) and draws the charts once it runs.
     ``mtime=0`` keeps the bytes, and so the reports, identical from run to run.
     """
-    return base64.b64encode(gzip.compress(plotly_js().encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+    return base64.b64encode(gzip.compress(plotly_js().encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
 
 
 def _plotly_output_html(fig: dict, div_id: str) -> str:

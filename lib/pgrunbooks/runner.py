@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 from pgrunbooks import params as _params
 from pgrunbooks.errors import ParameterError, PgRunbooksError, UsageError
 from pgrunbooks.findings import Finding, Severity, at_or_above, severity_counts, suppress as _suppress, worst
+from pgrunbooks.kernels import KernelPool, StartedKernel, start_kernel, warm_modules
 from pgrunbooks.redact import redact
 from pgrunbooks.report import FINDINGS_MIME, IndexEntry, counts_text, redact_tree, report_stem
 
@@ -486,22 +486,11 @@ def _register_engine() -> None:
                     log=logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
                 )
                 client.holder = holder
-                return client.execute()
+                # The kernel was started for us (see pgrunbooks.kernels); stopping it is ours too.
+                return client.execute(cleanup_kc=True)
 
         papermill_engines.register(ENGINE_NAME, PgRunbooksEngine)
         _engine_registered = True
-
-
-def _kernel_manager_class(stderr_file):
-    """A kernel manager whose kernel writes its own stderr to ``stderr_file`` (not our console)."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class QuietKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw):  # type: ignore[override]
-            kw.setdefault("stderr", stderr_file)
-            return await super().start_kernel(**kw)
-
-    return QuietKernelManager
 
 
 _KERNEL_NOISE = re.compile(
@@ -548,8 +537,11 @@ class Executed:
     kernel_text: str = ""
 
 
-def run_notebook(prepared: Prepared, options: Options | None = None) -> Executed:
-    """Execute one runbook with papermill; never raises for a notebook failure."""
+def run_notebook(prepared: Prepared, options: Options | None = None, kernel: StartedKernel | None = None) -> Executed:
+    """Execute one runbook with papermill; never raises for a notebook failure.
+
+    ``kernel`` is one started in advance for this runbook (:class:`~pgrunbooks.kernels.KernelPool`);
+    without it one is started now. Either way it is shut down when the runbook is done."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -572,38 +564,42 @@ def run_notebook(prepared: Prepared, options: Options | None = None) -> Executed
         f"the cell did not finish within its time limit (per cell {options.cell_timeout:g}s, "
         f"per runbook {options.timeout:g}s) and was interrupted"
     )
-    with tempfile.TemporaryDirectory(prefix="pgrb-") as private:
-        kernel_log = Path(private) / "kernel.log"
-        with open(kernel_log, "wb") as kernel_stderr:
-            try:
-                nb = papermill.execute_notebook(
-                    str(runbook.path),
-                    None,  # nothing on disk until it is redacted
-                    parameters=prepared.parameters,
-                    engine_name=ENGINE_NAME,
-                    kernel_name=options.kernel_name,
-                    progress_bar=False,
-                    log_output=False,
-                    request_save_on_cell_execute=False,
-                    start_timeout=int(options.start_timeout),
-                    execution_timeout=int(options.cell_timeout),
-                    timeout_func=timeout_func,
-                    interrupt_on_timeout=True,
-                    error_on_timeout={"ename": "TimeoutError", "evalue": timeout_msg, "traceback": [f"TimeoutError: {timeout_msg}"]},
-                    kernel_manager_class=_kernel_manager_class(kernel_stderr),
-                    # Every output is in once the last cell is idle; a graceful shutdown only
-                    # adds the kernel's interpreter teardown (~0.1-0.2 s per runbook). Sessions
-                    # are idle by then, so the server just sees the client go.
-                    shutdown_kernel="immediate",
-                    resources={"metadata": {"path": str(runbook.path.parent)}},
-                    pgrb_holder=holder,
-                )
-            except PapermillExecutionError as exc:
-                nb = holder["nb_man"].nb
-                error = ErrorInfo(exc.ename, exc.evalue, exc.cell_index, exc.exec_count)
-            except Exception as exc:  # timeout at kernel start, dead kernel, bad notebook...
-                nb, error = _salvage(holder, runbook, exc)
-        kernel_text = _clean_kernel_log(kernel_log)
+    try:
+        if kernel is None:
+            kernel = start_kernel(runbook.path.parent, options.kernel_name, warm_modules(runbook.path))
+        nb = papermill.execute_notebook(
+            str(runbook.path),
+            None,  # nothing on disk until it is redacted
+            parameters=prepared.parameters,
+            engine_name=ENGINE_NAME,
+            kernel_name=options.kernel_name,
+            km=kernel.km,
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=False,
+            start_timeout=int(options.start_timeout),
+            execution_timeout=int(options.cell_timeout),
+            timeout_func=timeout_func,
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": "TimeoutError", "evalue": timeout_msg, "traceback": [f"TimeoutError: {timeout_msg}"]},
+            # Every output is in once the last cell is idle; a graceful shutdown only
+            # adds the kernel's interpreter teardown (~0.1-0.2 s per runbook). Sessions
+            # are idle by then, so the server just sees the client go.
+            shutdown_kernel="immediate",
+            resources={"metadata": {"path": str(runbook.path.parent)}},
+            pgrb_holder=holder,
+        )
+    except PapermillExecutionError as exc:
+        nb = holder["nb_man"].nb
+        error = ErrorInfo(exc.ename, exc.evalue, exc.cell_index, exc.exec_count)
+    except Exception as exc:  # timeout at kernel start, dead kernel, bad notebook...
+        nb, error = _salvage(holder, runbook, exc)
+    finally:
+        kernel_text = ""
+        if kernel is not None:
+            kernel.discard()  # already stopped unless papermill failed before it started
+            kernel_text = _clean_text(kernel.log_text())
+            kernel.remove_files()
 
     if error is not None and holder.get("timed_out"):
         error = ErrorInfo("TimeoutError", timeout_msg, error.cell_index, error.exec_count)
@@ -686,11 +682,8 @@ def _add_timeout_output(nb, message: str) -> None:
             return
 
 
-def _clean_kernel_log(path: Path) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
+def _clean_text(text: str) -> str:
+    """The kernel's stderr without ipykernel's start-up chatter, redacted."""
     lines = [line for line in text.splitlines() if line.strip() and not _KERNEL_NOISE.search(line)]
     return redact("\n".join(lines))
 
@@ -835,9 +828,16 @@ def run_all(
             error=ErrorInfo(type(exc).__name__, redact(str(exc))), parameters=dict(p.parameters), target=p.target,
         )
 
+    # The next runbooks' kernels start while the current ones run (see pgrunbooks.kernels).
+    pool = KernelPool([p.runbook.path for p in prepared], options.kernel_name, ahead=1)
+
     def execute_one(i: int) -> Executed | RunResult:
         try:
-            return run_notebook(prepared[i], options)
+            try:
+                kernel = pool.take(i)
+            except Exception:  # noqa: BLE001 - run_notebook starts it again and reports why it cannot
+                kernel = None
+            return run_notebook(prepared[i], options, kernel)
         except Exception as exc:  # never let one runbook stop the others
             return failed(prepared[i], exc)
 
@@ -872,6 +872,7 @@ def run_all(
                         results[i] = future.result()
                         _tick(bar, results[i], on_result)
     finally:
+        pool.close()
         if bar is not None:
             bar.close()
     done = [r for r in results if r is not None]
