@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pgrunbooks import audit
 from pgrunbooks.actions.checksum import database_checksum
 from pgrunbooks.seed import FAULTS, settle
 from pgrunbooks.seed.runtime import long_running_query
+from test_runner import run_cli
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNBOOKS = PROJECT / "runbooks"
@@ -48,10 +48,7 @@ def cli(pg, args: list[str], out: Path, audit_log: Path, timeout: float = 240) -
         COLUMNS="200",
     )
     env.pop("PGRUNBOOKS_OPERATOR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pgrunbooks", *args, "--out", str(out)],
-        env=env, cwd=out, capture_output=True, text=True, timeout=timeout,
-    )
+    return run_cli([*args, "--out", str(out)], env, cwd=out, timeout=timeout)
 
 
 def run_dir(out: Path) -> Path:

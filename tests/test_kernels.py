@@ -91,7 +91,7 @@ def test_a_prestarted_kernel_looks_fresh_to_the_runbook(probe, tmp_path):
 def test_kernels_nobody_took_are_killed_on_close(probe):
     pool = KernelPool([probe] * 3, "python3", ahead=2)
     taken = pool.take(0)
-    ahead = [_pid(k) for k in pool._started.values()]
+    ahead = [_pid(f.result()) for f in pool._started.values()]
     assert len(ahead) == 2 and all(_running(pid) for pid in ahead)
     pool.close()
     assert not any(_running(pid) for pid in ahead)
@@ -105,7 +105,7 @@ def test_a_prestarted_kernel_that_died_is_replaced(probe, tmp_path):
     runbook = runner.load_runbook(probe, tmp_path / "runbooks")
     with KernelPool([probe, probe], "python3", ahead=1) as pool:
         pool.take(0).discard()
-        dead = pool._started[1]
+        dead = pool._started[1].result()
         os.kill(_pid(dead), signal.SIGKILL)  # say, the OOM killer, while the first runbook ran
         deadline = time.monotonic() + 10
         while dead.km.provisioner.process.poll() is None and time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -54,9 +55,25 @@ def cli_env(pg, **extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pgrunbooks", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    """``python -m pgrunbooks ARGS``. A run still going after ``timeout`` fails the test with
+    its output so far and where each of its threads was (the CLI dumps them on SIGUSR1)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgrunbooks", *args], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        # Its kernels notice the parent is gone within about a second and close the pipes.
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(
+            f"`pgrunbooks {' '.join(args)}` still running after {timeout:g}s\n"
+            f"--- stdout\n{out[-4000:]}\n--- stderr (thread stacks at the end)\n{err[-16000:]}"
+        )
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def run_dir_of(out: Path) -> Path:

@@ -8,8 +8,10 @@ Each command group lives in ``pgrunbooks.commands.<name>`` and exposes
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
+import signal
 import sys
 
 from pgrunbooks import __version__
@@ -49,8 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 PID`` prints where every thread of a stuck run is, on stderr."""
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # no SIGUSR1 (Windows), or stderr is not a file (in-process)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     skip_slow_imports()
+    _dump_stacks_on_sigusr1()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")

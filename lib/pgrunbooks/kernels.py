@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -120,9 +121,10 @@ def start_kernel(cwd: Path, kernel_name: str, modules: Sequence[str] = ()) -> St
 class KernelPool:
     """Kernels for a known sequence of runbooks, each started ``ahead`` runbooks in advance.
 
-    ``take(i)`` hands over the kernel of runbook ``i`` (starting it now if it was not started
-    yet) and starts the next ones. The caller owns what it takes; :meth:`close` kills the
-    kernels nobody took (an interrupted or failed suite leaves no kernel behind).
+    ``take(i)`` hands over the kernel of runbook ``i`` (waiting for it if another thread is
+    starting it, starting it now if nobody did) and starts the next ones. The caller owns what
+    it takes; :meth:`close` kills the kernels nobody took (an interrupted or failed suite
+    leaves no kernel behind).
     """
 
     def __init__(self, notebooks: Sequence[Path], kernel_name: str, *, ahead: int = 1) -> None:
@@ -130,8 +132,8 @@ class KernelPool:
         self._kernel_name = kernel_name
         self._ahead = max(0, ahead)
         self._lock = threading.Lock()
-        self._started: dict[int, StartedKernel] = {}
-        self._next = 0  # the lowest index not started yet
+        self._started: dict[int, Future] = {}  # index -> Future[StartedKernel], being started or ready
+        self._next = 0  # the lowest index nobody started yet
         self._closed = False
 
     def _start(self, i: int) -> StartedKernel:
@@ -143,8 +145,14 @@ class KernelPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the kernel pool is closed")
-            kernel = self._started.pop(i, None)
+            pending = self._started.pop(i, None)
             self._next = max(self._next, i + 1)
+        kernel = None
+        if pending is not None:
+            try:
+                kernel = pending.result()
+            except Exception:  # noqa: BLE001 - starting it again below reports the reason
+                kernel = None
         if kernel is not None and not kernel.alive():
             kernel.discard()
             kernel = None
@@ -160,24 +168,22 @@ class KernelPool:
                 if self._closed or j >= len(self._notebooks) or j > i + self._ahead:
                     return
                 self._next = j + 1
+                pending = self._started[j] = Future()
             try:
-                kernel = self._start(j)
-            except Exception:  # noqa: BLE001 - take(j) will start it again and report
-                continue
-            with self._lock:
-                if not self._closed:
-                    self._started[j] = kernel
-                    continue
-            kernel.discard()
-            return
+                pending.set_result(self._start(j))
+            except Exception as exc:  # noqa: BLE001 - take(j) starts it again and reports
+                pending.set_exception(exc)
 
     def close(self) -> None:
         """Kill every kernel started and not taken."""
         with self._lock:
             self._closed = True
             left, self._started = list(self._started.values()), {}
-        for kernel in left:
-            kernel.discard()
+        for pending in left:
+            try:
+                pending.result().discard()  # one still starting is waited for, then killed
+            except Exception:  # noqa: BLE001 - it never started
+                pass
 
     def __enter__(self) -> "KernelPool":
         return self
