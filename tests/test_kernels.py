@@ -39,7 +39,7 @@ def _running(pid: int) -> bool:
 @pytest.fixture
 def probe(tmp_path: Path) -> Path:
     """A runbook that reports its working directory, what its namespace holds before its own
-    imports, and which library modules are already loaded."""
+    imports, and which library modules are already loaded; it writes a line to its stderr."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["pgrunbooks"] = {"title": "Probe", "purpose": "where does it run"}
@@ -49,6 +49,7 @@ def probe(tmp_path: Path) -> Path:
         params,
         nbformat.v4.new_code_cell(
             "import os, sys, json\n"
+            "os.write(2, b'probe stderr\\n')\n"
             "print(json.dumps({'cwd': os.getcwd(),\n"
             "  'names': sorted(k for k in globals() if k in ('pgrunbooks', 'rb', 'warm', 'importlib')),\n"
             "  'loaded': 'pgrunbooks.notebook' in sys.modules}))"
@@ -86,6 +87,7 @@ def test_a_prestarted_kernel_looks_fresh_to_the_runbook(probe, tmp_path):
         report = _report(executed)
         assert report == {"cwd": str(probe.parent), "names": [], "loaded": True}
         assert executed.nb.cells[0].execution_count == 1
+        assert "probe stderr" in executed.kernel_text, "the kernel's stderr reaches the run's log"
 
 
 def test_kernels_nobody_took_are_killed_on_close(probe):

@@ -80,8 +80,8 @@ class StartedKernel:
         except Exception:  # noqa: BLE001 - a manager that cannot tell is not worth using
             return False
 
-    def discard(self) -> None:
-        """Kill the kernel (if still running) and remove its files."""
+    def stop(self) -> None:
+        """Kill the kernel if it is still running (its log stays readable)."""
         from jupyter_core.utils import run_sync
 
         try:
@@ -89,6 +89,10 @@ class StartedKernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # noqa: BLE001 - already gone is what we want
             pass
+
+    def discard(self) -> None:
+        """Kill the kernel and remove its files."""
+        self.stop()
         self.remove_files()
 
     def remove_files(self) -> None:

@@ -597,7 +597,7 @@ def run_notebook(prepared: Prepared, options: Options | None = None, kernel: Sta
     finally:
         kernel_text = ""
         if kernel is not None:
-            kernel.discard()  # already stopped unless papermill failed before it started
+            kernel.stop()  # already stopped unless papermill failed before it started
             kernel_text = _clean_text(kernel.log_text())
             kernel.remove_files()
 
