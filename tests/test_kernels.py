@@ -80,8 +80,8 @@ def test_a_prestarted_kernel_looks_fresh_to_the_runbook(probe, tmp_path):
     runbook = runner.load_runbook(probe, tmp_path / "runbooks")
     prepared = runner.prepare(runbook, {})
     with KernelPool([probe, probe], "python3", ahead=1) as pool:
-        first = runner.run_notebook(prepared, runner.Options(), pool.take(0))
-        second = runner.run_notebook(prepared, runner.Options(), pool.take(1))  # started during the first
+        first = runner.run_notebook(prepared, runner.Options(), lambda: pool.take(0))
+        second = runner.run_notebook(prepared, runner.Options(), lambda: pool.take(1))  # started during the first
     for executed in (first, second):
         assert executed.result.status == "ok", executed.result.error
         report = _report(executed)
@@ -112,5 +112,5 @@ def test_a_prestarted_kernel_that_died_is_replaced(probe, tmp_path):
         deadline = time.monotonic() + 10
         while dead.km.provisioner.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        executed = runner.run_notebook(runner.prepare(runbook, {}), runner.Options(), pool.take(1))
+        executed = runner.run_notebook(runner.prepare(runbook, {}), runner.Options(), lambda: pool.take(1))
     assert executed.result.status == "ok", executed.result.error

@@ -122,6 +122,11 @@ def start_kernel(cwd: Path, kernel_name: str, modules: Sequence[str] = ()) -> St
     return StartedKernel(km, private, log)
 
 
+def start_kernel_for(notebook: Path, kernel_name: str) -> StartedKernel:
+    """A kernel for ``notebook``: in its folder, its ``pgrunbooks`` imports done."""
+    return start_kernel(notebook.parent, kernel_name, warm_modules(notebook))
+
+
 class KernelPool:
     """Kernels for a known sequence of runbooks, each started ``ahead`` runbooks in advance.
 
@@ -141,8 +146,7 @@ class KernelPool:
         self._closed = False
 
     def _start(self, i: int) -> StartedKernel:
-        path = self._notebooks[i]
-        return start_kernel(path.parent, self._kernel_name, warm_modules(path))
+        return start_kernel_for(self._notebooks[i], self._kernel_name)
 
     def take(self, i: int) -> StartedKernel:
         """The kernel for runbook ``i``: pre-started and alive, or a fresh one."""
@@ -152,11 +156,8 @@ class KernelPool:
             pending = self._started.pop(i, None)
             self._next = max(self._next, i + 1)
         kernel = None
-        if pending is not None:
-            try:
-                kernel = pending.result()
-            except Exception:  # noqa: BLE001 - starting it again below reports the reason
-                kernel = None
+        if pending is not None and pending.exception() is None:  # a failed start is retried below
+            kernel = pending.result()
         if kernel is not None and not kernel.alive():
             kernel.discard()
             kernel = None

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 from pgrunbooks import params as _params
 from pgrunbooks.errors import ParameterError, PgRunbooksError, UsageError
 from pgrunbooks.findings import Finding, Severity, at_or_above, severity_counts, suppress as _suppress, worst
-from pgrunbooks.kernels import KernelPool, StartedKernel, start_kernel, warm_modules
+from pgrunbooks.kernels import KernelPool, StartedKernel, start_kernel_for
 from pgrunbooks.redact import redact
 from pgrunbooks.report import FINDINGS_MIME, IndexEntry, counts_text, redact_tree, report_stem
 
@@ -537,11 +537,14 @@ class Executed:
     kernel_text: str = ""
 
 
-def run_notebook(prepared: Prepared, options: Options | None = None, kernel: StartedKernel | None = None) -> Executed:
+def run_notebook(
+    prepared: Prepared, options: Options | None = None, take_kernel: Callable[[], StartedKernel] | None = None
+) -> Executed:
     """Execute one runbook with papermill; never raises for a notebook failure.
 
-    ``kernel`` is one started in advance for this runbook (:class:`~pgrunbooks.kernels.KernelPool`);
-    without it one is started now. Either way it is shut down when the runbook is done."""
+    ``take_kernel`` hands over a kernel started in advance (:meth:`~pgrunbooks.kernels.KernelPool.take`);
+    without it one is started now. A kernel that cannot start fails the runbook like any
+    other error; the kernel is shut down when the runbook is done."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -564,9 +567,9 @@ def run_notebook(prepared: Prepared, options: Options | None = None, kernel: Sta
         f"the cell did not finish within its time limit (per cell {options.cell_timeout:g}s, "
         f"per runbook {options.timeout:g}s) and was interrupted"
     )
+    kernel: StartedKernel | None = None
     try:
-        if kernel is None:
-            kernel = start_kernel(runbook.path.parent, options.kernel_name, warm_modules(runbook.path))
+        kernel = take_kernel() if take_kernel else start_kernel_for(runbook.path, options.kernel_name)
         nb = papermill.execute_notebook(
             str(runbook.path),
             None,  # nothing on disk until it is redacted
@@ -833,11 +836,7 @@ def run_all(
 
     def execute_one(i: int) -> Executed | RunResult:
         try:
-            try:
-                kernel = pool.take(i)
-            except Exception:  # noqa: BLE001 - run_notebook starts it again and reports why it cannot
-                kernel = None
-            return run_notebook(prepared[i], options, kernel)
+            return run_notebook(prepared[i], options, lambda: pool.take(i))
         except Exception as exc:  # never let one runbook stop the others
             return failed(prepared[i], exc)
 
