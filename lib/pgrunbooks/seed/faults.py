@@ -328,7 +328,9 @@ def _apply_leaky_policy(conn: psycopg.Connection) -> None:
         # next to the tenant policy: permissive policies are OR-ed, so every
         # logged-in user now reads every org's billing.
         conn.execute(
-            f"create policy {LEAKY_POLICY} on public.billing_records for select to authenticated using (true)"
+            sql.SQL("create policy {} on public.billing_records for select to authenticated using (true)").format(
+                sql.Identifier(LEAKY_POLICY)
+            )
         )
 
 
@@ -354,11 +356,13 @@ def _apply_uid_without_select(conn: psycopg.Connection) -> None:
         conn.execute("set local role postgres")
         # Still tenant-correct, but auth.uid() is evaluated for every row.
         conn.execute(
-            f"""
-            alter policy {UID_POLICY} on public.sms_messages
+            sql.SQL(
+                """
+            alter policy {} on public.sms_messages
               using (org_id in (select ou.org_id from public.org_users ou where ou.user_id = auth.uid()))
               with check (org_id in (select ou.org_id from public.org_users ou where ou.user_id = auth.uid()))
             """
+            ).format(sql.Identifier(UID_POLICY))
         )
 
 
@@ -391,13 +395,13 @@ def _index_exists(conn: psycopg.Connection, name: str) -> bool:
 
 def _apply_unused_index(conn: psycopg.Connection) -> None:
     with conn.transaction():
-        conn.execute(f"create index {UNUSED_INDEX} on public.calls (to_number)")
+        conn.execute(sql.SQL("create index {} on public.calls (to_number)").format(sql.Identifier(UNUSED_INDEX)))
 
 
 def _apply_duplicate_index(conn: psycopg.Connection) -> None:
     with conn.transaction():
         # Same columns, same order as sms_messages_org_id_created_at_idx.
-        conn.execute(f"create index {DUPLICATE_INDEX} on public.sms_messages (org_id, created_at)")
+        conn.execute(sql.SQL("create index {} on public.sms_messages (org_id, created_at)").format(sql.Identifier(DUPLICATE_INDEX)))
 
 
 def _present_duplicate_index(conn: psycopg.Connection) -> bool:
@@ -435,7 +439,7 @@ def _apply_invalid_index(conn: psycopg.Connection) -> None:
     # ...so the migration that adds uniqueness without locking fails half way,
     # and leaves an INVALID index behind (maintained on writes, never used).
     try:
-        conn.execute(f"create unique index concurrently {INVALID_INDEX} on public.recordings (url)")
+        conn.execute(sql.SQL("create unique index concurrently {} on public.recordings (url)").format(sql.Identifier(INVALID_INDEX)))
     except psycopg.errors.UniqueViolation:
         pass
     else:  # pragma: no cover - the duplicate above guarantees the failure
@@ -507,10 +511,11 @@ def _apply_dead_tuples(conn: psycopg.Connection) -> None:
     # the default) so the updates stay on their page (HOT) and the pages never
     # get full: a full page would be pruned by the next reader, which removes
     # the dead tuples without a vacuum and would hide the fault.
-    conn.execute(f"alter table {DEAD_TUPLES_TABLE} set (autovacuum_enabled = false, fillfactor = 40)")
-    conn.execute(f"vacuum full {DEAD_TUPLES_TABLE}")
-    conn.execute(f"alter table {DEAD_TUPLES_TABLE} reset (fillfactor)")
-    conn.execute(f"update {DEAD_TUPLES_TABLE} set metric_value = metric_value where id % 10 <> 0")
+    table = sql.Identifier(*DEAD_TUPLES_TABLE.split("."))
+    conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = false, fillfactor = 40)").format(table))
+    conn.execute(sql.SQL("vacuum full {}").format(table))
+    conn.execute(sql.SQL("alter table {} reset (fillfactor)").format(table))
+    conn.execute(sql.SQL("update {} set metric_value = metric_value where id % 10 <> 0").format(table))
     # ANALYZE subtracts this backend's not-yet-flushed dead-tuple counts from
     # its estimate: flush them now so a later ANALYZE reports the dead rows.
     conn.execute("select pg_stat_force_next_flush()")
@@ -539,9 +544,11 @@ def _apply_never_analyzed(conn: psycopg.Connection) -> None:
         conn.execute("set local role postgres")
         # A bulk-import staging table (the guide's "Bulk Import Users"), created
         # with autovacuum off "for speed" and never analyzed.
+        table = sql.Identifier(*NEVER_ANALYZED_TABLE.split("."))
         conn.execute(
-            f"""
-            create table {NEVER_ANALYZED_TABLE} (
+            sql.SQL(
+                """
+            create table {} (
               id bigint primary key,
               org_slug text not null,
               email text not null,
@@ -550,29 +557,34 @@ def _apply_never_analyzed(conn: psycopg.Connection) -> None:
               imported_at timestamptz not null default now()
             ) with (autovacuum_enabled = false)
             """
+            ).format(table)
         )
-        conn.execute(f"alter table {NEVER_ANALYZED_TABLE} enable row level security")
+        conn.execute(sql.SQL("alter table {} enable row level security").format(table))
         conn.execute(
-            f"""
-            create policy user_import_staging_service_role_only on {NEVER_ANALYZED_TABLE}
+            sql.SQL(
+                """
+            create policy user_import_staging_service_role_only on {}
               for all to service_role
               using ((select auth.role()) = 'service_role')
               with check ((select auth.role()) = 'service_role')
             """
+            ).format(table)
         )
-        conn.execute(f"grant select, insert, update, delete on {NEVER_ANALYZED_TABLE} to service_role")
+        conn.execute(sql.SQL("grant select, insert, update, delete on {} to service_role").format(table))
         conn.execute(
-            f"""
-            insert into {NEVER_ANALYZED_TABLE} (id, org_slug, email, full_name, role, imported_at)
+            sql.SQL(
+                """
+            insert into {} (id, org_slug, email, full_name, role, imported_at)
             select n, o.slug, 'import' || n || '@example.com', 'Imported User ' || n,
                    (array['member','member','member','viewer','admin'])[1 + n %% 5],
                    %(anchor)s::timestamptz - make_interval(days => 1, secs => n)
-            from generate_series(1, {STAGING_ROWS}) n
+            from generate_series(1, %(rows)s) n
             join lateral (select slug from public.organizations order by created_at, id
                           offset (n %% greatest(1, (select count(*) from public.organizations))) limit 1) o
               on true
-            """,
-            {"anchor": data_anchor(conn)},
+            """
+            ).format(table),
+            {"anchor": data_anchor(conn), "rows": STAGING_ROWS},
         )
 
 
@@ -661,7 +673,9 @@ def _apply_anon_grant(conn: psycopg.Connection) -> None:
         # "The number picker on the signup page needs it": logged-out visitors
         # can now list every org's phone numbers.
         conn.execute("grant select on public.phone_numbers to anon")
-        conn.execute(f"create policy {ANON_POLICY} on public.phone_numbers for select to anon using (true)")
+        conn.execute(
+            sql.SQL("create policy {} on public.phone_numbers for select to anon using (true)").format(sql.Identifier(ANON_POLICY))
+        )
 
 
 def _present_anon_grant(conn: psycopg.Connection) -> bool:
@@ -689,12 +703,12 @@ def _apply_extra_superuser(conn: psycopg.Connection) -> None:
         conn.execute("lock table pg_catalog.pg_authid in share row exclusive mode")
         if not _one(conn, "select exists (select 1 from pg_roles where rolname = %s)", (EXTRA_SUPERUSER,)):
             # A login role left over from the migration off the old host.
-            conn.execute(f"create role {EXTRA_SUPERUSER} login superuser")
+            conn.execute(sql.SQL("create role {} login superuser").format(sql.Identifier(EXTRA_SUPERUSER)))
 
 
 def _revert_extra_superuser(conn: psycopg.Connection) -> None:
     with conn.transaction():
-        conn.execute(f"drop role if exists {EXTRA_SUPERUSER}")
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(EXTRA_SUPERUSER)))
 
 
 def _present_extra_superuser(conn: psycopg.Connection) -> bool:
