@@ -120,12 +120,19 @@ def test_archiving_dependents_first_unblocks(pg, big_clone):
         )
         conn.execute("alter table public.recording_archives owner to postgres")
         before_calls = rows_checksum(conn, CALLS_UNION, CALL_COLUMNS)
+        # One cutoff for the test and both pairs: with now() each time, a seeded row can turn a
+        # year old between the count and the archive.
+        cutoff = conn.execute("select now() - interval '1 year'").fetchone()[0]
         # Recordings of year-old calls that were made recently would keep their call: count them.
         young = conn.execute(
             "select count(*) from public.recordings r join public.calls c on c.id = r.call_id"
-            " where c.created_at < now() - interval '1 year' and r.created_at >= now() - interval '1 year'"
+            " where c.created_at < %(cutoff)s and r.created_at >= %(cutoff)s",
+            {"cutoff": cutoff},
         ).fetchone()[0]
-    pairs = [{"source": "public.recordings", "archive": "public.recording_archives", "older_than": "1 year"}, CALLS]
+    pairs = [
+        {"source": "public.recordings", "archive": "public.recording_archives", "cutoff": cutoff},
+        {"source": CALLS["source"], "archive": CALLS["archive"], "cutoff": cutoff},
+    ]
     with session_for(pg, big_clone) as s:
         plan = plan_archive(s, pairs=pairs, on_dependents="stop" if young == 0 else "skip")
         assert not plan.blockers, plan.blockers
@@ -134,7 +141,7 @@ def test_archiving_dependents_first_unblocks(pg, big_clone):
     with pg.connect(big_clone) as conn:
         assert rows_checksum(conn, CALLS_UNION, CALL_COLUMNS) == before_calls
         assert conn.execute(
-            "select count(*) from public.calls where created_at < now() - interval '1 year'"
+            "select count(*) from public.calls where created_at < %s", (cutoff,)
         ).fetchone()[0] == young
 
 
