@@ -23,7 +23,7 @@ from pgrunbooks import audit
 from pgrunbooks.actions.checksum import database_checksum
 from pgrunbooks.seed import FAULTS, settle
 from pgrunbooks.seed.runtime import long_running_query
-from test_runner import run_cli
+from clihelpers import run_cli
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNBOOKS = PROJECT / "runbooks"

@@ -22,64 +22,9 @@ import pytest
 from pgrunbooks import cli, runner
 from pgrunbooks.findings import Finding
 
-PROJECT = Path(__file__).resolve().parents[1]
-FIXTURES = PROJECT / "tests" / "notebooks"
+from clihelpers import FIXTURES, PROJECT, cli_env, make_runbook_db, run_cli, run_dir_of  # noqa: F401
+
 INJECTION = "x'); drop table public.canary; --"
-
-
-# --------------------------------------------------------------------------------------
-# Helpers shared with test_secrets.py
-# --------------------------------------------------------------------------------------
-def ensure_runbook_role(conn) -> None:
-    """Runbooks connect as ``postgres`` (like a Supabase DBA): make sure the role exists."""
-    conn.execute(
-        "do $$ begin if not exists (select from pg_catalog.pg_roles where rolname = 'postgres') then "
-        "create role postgres login nosuperuser createrole createdb bypassrls; end if; end $$"
-    )
-    conn.execute("grant pg_monitor to postgres")
-
-
-def make_runbook_db(pg) -> str:
-    name = f"rb_{uuid.uuid4().hex[:10]}"
-    pg.create_database(name)
-    with pg.connect(name) as conn:
-        ensure_runbook_role(conn)
-        conn.execute("create table public.canary (id int primary key)")
-        conn.execute("insert into public.canary values (1)")
-        conn.execute("grant select on public.canary to postgres")
-    return name
-
-
-def cli_env(pg, **extra: str) -> dict[str, str]:
-    return pg.env(PGRUNBOOKS_RUNBOOKS=str(FIXTURES), PLOOMBER_STATS_ENABLED="false", COLUMNS="200", **extra)
-
-
-def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``python -m pgrunbooks ARGS``. A run still going after ``timeout`` fails the test with
-    its output so far and where each of its threads was (the CLI dumps them on SIGUSR1)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgrunbooks", *args], env=env, cwd=cwd,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(1)
-        proc.kill()
-        # Its kernels notice the parent is gone within about a second and close the pipes.
-        out, err = proc.communicate(timeout=60)
-        pytest.fail(
-            f"`pgrunbooks {' '.join(args)}` still running after {timeout:g}s\n"
-            f"--- stdout\n{out[-4000:]}\n--- stderr (thread stacks at the end)\n{err[-16000:]}"
-        )
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def run_dir_of(out: Path) -> Path:
-    dirs = sorted(p for p in out.iterdir() if p.is_dir())
-    assert len(dirs) == 1, dirs
-    return dirs[0]
 
 
 def canary_rows(pg, db: str) -> int:

@@ -17,8 +17,7 @@ from urllib.parse import quote
 import pytest
 from psycopg import sql
 
-from test_runner import cli_env, make_runbook_db, run_cli, run_dir_of
-from test_targets import HangServer
+from clihelpers import HangServer, cli_env, make_runbook_db, run_cli, run_dir_of
 
 
 @pytest.fixture(scope="module")

@@ -16,41 +16,7 @@ from pgrunbooks.errors import ConnectError, TargetError
 from pgrunbooks.redact import redact
 from pgrunbooks.targets import resolve
 
-
-class HangServer:
-    """A TCP socket that accepts connections and never answers: an unreachable database."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._conns: list[socket.socket] = []
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            self._conns.append(conn)
-
-    def dsn(self, password: str = "never-used-pw", timeout: int = 2) -> str:
-        return f"host=127.0.0.1 port={self.port} dbname=x user=u password={password} connect_timeout={timeout}"
-
-    def close(self):
-        self._stop = True
-        self._thread.join(timeout=2)
-        for c in self._conns:
-            c.close()
-        self.sock.close()
+from clihelpers import HangServer
 
 
 @pytest.fixture

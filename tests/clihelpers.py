@@ -1,0 +1,106 @@
+"""Helpers the test modules share: run the real CLI in a subprocess, a database for the
+fixture runbooks, and an unreachable server. (``tests/`` is on ``sys.path`` through its conftest.)"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIXTURES = PROJECT / "tests" / "notebooks"
+
+
+def ensure_runbook_role(conn) -> None:
+    """Runbooks connect as ``postgres`` (like a Supabase DBA): make sure the role exists."""
+    conn.execute(
+        "do $$ begin if not exists (select from pg_catalog.pg_roles where rolname = 'postgres') then "
+        "create role postgres login nosuperuser createrole createdb bypassrls; end if; end $$"
+    )
+    conn.execute("grant pg_monitor to postgres")
+
+
+def make_runbook_db(pg) -> str:
+    name = f"rb_{uuid.uuid4().hex[:10]}"
+    pg.create_database(name)
+    with pg.connect(name) as conn:
+        ensure_runbook_role(conn)
+        conn.execute("create table public.canary (id int primary key)")
+        conn.execute("insert into public.canary values (1)")
+        conn.execute("grant select on public.canary to postgres")
+    return name
+
+
+def cli_env(pg, **extra: str) -> dict[str, str]:
+    return pg.env(PGRUNBOOKS_RUNBOOKS=str(FIXTURES), PLOOMBER_STATS_ENABLED="false", COLUMNS="200", **extra)
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``python -m pgrunbooks ARGS``. A run still going after ``timeout`` fails the test with
+    its output so far and where each of its threads was (the CLI dumps them on SIGUSR1)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgrunbooks", *args], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        # Its kernels notice the parent is gone within about a second and close the pipes.
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(
+            f"`pgrunbooks {' '.join(args)}` still running after {timeout:g}s\n"
+            f"--- stdout\n{out[-4000:]}\n--- stderr (thread stacks at the end)\n{err[-16000:]}"
+        )
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_dir_of(out: Path) -> Path:
+    dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+class HangServer:
+    """A TCP socket that accepts connections and never answers: an unreachable database."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._conns.append(conn)
+
+    def dsn(self, password: str = "never-used-pw", timeout: int = 2) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname=x user=u password={password} connect_timeout={timeout}"
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=2)
+        for c in self._conns:
+            c.close()
+        self.sock.close()
