@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from pgrunbooks import checks  # noqa: E402
 from pgrunbooks.db import connect  # noqa: E402
+from pgrunbooks.names import qualified  # noqa: E402
 from pgrunbooks.sandbox import ADMIN_USER, Sandbox, create_database, drop_database  # noqa: E402
 
 BIG_TABLE = 10_000
@@ -75,7 +77,7 @@ def _walk(plan: dict, out: list[dict]) -> None:
 class Explainer:
     """A runner tracer: EXPLAIN ANALYZE every check query where it runs (savepoint, rolled back)."""
 
-    def __init__(self, conn: psycopg.Connection, table_rows: dict[str, float]):
+    def __init__(self, conn: psycopg.Connection, table_rows: dict[tuple[str, str], float]):
         self.conn = conn
         self.table_rows = table_rows
         self.scans: dict[str, list[dict]] = defaultdict(list)
@@ -95,19 +97,19 @@ class Explainer:
         for node in nodes:
             if node.get("Node Type") != "Seq Scan" or node.get("Schema") in SYSTEM_SCHEMAS:
                 continue
-            relation = f"{node.get('Schema')}.{node.get('Relation Name')}"
+            key = (node.get("Schema"), node.get("Relation Name"))
             loops = node.get("Actual Loops", 1) or 1
             read = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
-            self.scans[check_id].append({"relation": relation, "read": read, "rows": self.table_rows.get(relation, 0)})
+            self.scans[check_id].append({"relation": qualified(*key), "read": read, "rows": self.table_rows.get(key, 0)})
 
 
 def explain_registry(conninfo: str) -> Explainer:
     with connect(conninfo, runbook="bench/checks") as session:
         rows = session.fetch(
-            "select n.nspname || '.' || c.relname as name, greatest(c.reltuples, 0) as rows from pg_class c"
+            "select n.nspname as schema, c.relname as name, greatest(c.reltuples, 0) as rows from pg_class c"
             " join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p', 'm')"
         )
-        explainer = Explainer(session.conn, {r["name"]: float(r["rows"]) for r in rows})
+        explainer = Explainer(session.conn, {(r["schema"], r["name"]): float(r["rows"]) for r in rows})
         checks.run_results(session, tracer=explainer)
     return explainer
 
@@ -170,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         for text, plan in explainer.plans.get("orphaned_rows", []):
             if "not exists" not in text:
                 continue
-            import re
-
             child = re.search(r'from ("\w+"\."\w+") c where c\.("\w+")', text)
             how = "distinct keys (loose index scan)" if "with recursive" in text else "anti-join"
             label = f"{child.group(1)}.{child.group(2)}".replace('"', "") if child else "?"

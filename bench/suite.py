@@ -2,12 +2,12 @@
 
 The floor is what papermill alone costs: N executions of an empty notebook (a kernel start
 and shutdown each). The suite is N executions of the fixture runbook
-``tests/notebooks/fixtures/findings.ipynb`` through ``pgrunbooks.runner`` — parameter
+``tests/notebooks/fixtures/findings.ipynb`` through ``pgrunbooks.engine`` — parameter
 validation, target resolution, a database connection, findings recorded twice, a plotly
 chart, the redacted notebook, the self-contained HTML report (plotly.js inline), the
 findings JSON and the run index. Both are timed with 1 and 2 parallel jobs.
 
-The engine starts each runbook's kernel while the previous runbook runs (pgrunbooks.kernels);
+The engine starts each runbook's kernel while the previous runbook runs (pgrunbooks.engine.kernels);
 bare papermill, and so the floor, starts it when the notebook starts. With one job that hides
 the kernel start behind the work of the runbook before; with as many jobs as cores the machine
 is CPU-bound and what is left over the floor is the runbook's own CPU (imports, chart, queries).
@@ -66,7 +66,7 @@ def _floor(n: int, jobs: int) -> float:
     empty = str(FIXTURES / "fixtures" / "empty.ipynb")
 
     def one(_: int) -> None:
-        # Same kernel shutdown as the runner: a graceful one waits ~1 s per kernel for nothing,
+        # Same kernel shutdown as the engine: a graceful one waits ~1 s per kernel for nothing,
         # and a floor that pays it would flatter the engine.
         papermill.execute_notebook(empty, None, kernel_name="python3", progress_bar=False, log_output=False,
                                    cwd=None, request_save_on_cell_execute=False, shutdown_kernel="immediate")
@@ -97,14 +97,18 @@ def _bare(n: int, jobs: int, target: str) -> float:
 
 def _suite(n: int, jobs: int, target: str, out: Path) -> tuple[float, int]:
     """N runbooks through the engine; returns (seconds, failed runbooks)."""
-    from pgrunbooks import runner
+    from pgrunbooks.engine.artifacts import new_run_dir
+    from pgrunbooks.engine.catalog import find_runbook
+    from pgrunbooks.engine.prepare import prepare, unique_stems
+    from pgrunbooks.engine.results import Options
+    from pgrunbooks.engine.run import run_all
 
-    runbook = runner.find_runbook("fixtures/findings")
-    prepared = [runner.prepare(runbook, {"severities": ["warning", "ok"], "limit": 20}, target=target) for _ in range(n)]
-    runner._unique_stems(prepared)
-    run_dir = runner.new_run_dir(out)
+    runbook = find_runbook("fixtures/findings")
+    prepared = [prepare(runbook, {"severities": ["warning", "ok"], "limit": 20}, target=target) for _ in range(n)]
+    unique_stems(prepared)
+    run_dir = new_run_dir(out)
     started = time.perf_counter()
-    results = runner.run_all(prepared, run_dir, runner.Options(), jobs=jobs, title="bench")
+    results = run_all(prepared, run_dir, Options(), jobs=jobs, title="bench")
     seconds = time.perf_counter() - started
     return seconds, sum(r.status != "ok" for r in results)
 

@@ -1,5 +1,8 @@
 """Helpers the test modules share: run the real CLI in a subprocess, a database for the
-fixture runbooks, and an unreachable server. (``tests/`` is on ``sys.path`` through its conftest.)"""
+fixture runbooks, and an unreachable server. (``tests/`` is on ``sys.path`` through its conftest.)
+
+The fixtures here (``runbook_db``, ``in_process``) are used by importing them into a test
+module: ``from clihelpers import runbook_db``."""
 
 from __future__ import annotations
 
@@ -36,6 +39,24 @@ def make_runbook_db(pg) -> str:
         conn.execute("insert into public.canary values (1)")
         conn.execute("grant select on public.canary to postgres")
     return name
+
+
+@pytest.fixture(scope="module")
+def runbook_db(pg):
+    """A database the fixture runbooks connect to (``public.canary`` holds one row)."""
+    name = make_runbook_db(pg)
+    yield name
+    pg.drop_database(name)
+
+
+@pytest.fixture
+def in_process(first_pg, monkeypatch, tmp_path):
+    """For ``cli.main([...])`` in this process: the first server is ``local``, the fixture
+    notebooks are the runbooks, the working directory is ``tmp_path`` (returned)."""
+    monkeypatch.setenv("PGRUNBOOKS_HOME", str(first_pg.home))
+    monkeypatch.setenv("PGRUNBOOKS_RUNBOOKS", str(FIXTURES))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 def cli_env(pg, **extra: str) -> dict[str, str]:
@@ -104,3 +125,41 @@ class HangServer:
         for c in self._conns:
             c.close()
         self.sock.close()
+
+
+def sql_statements(text: str) -> list[str]:
+    """The statements of a printed remediation, as psql runs a pasted script: ``--`` comments
+    dropped, split on ``;`` outside string literals and quoted names. Text left after the last
+    ``;`` (prose that is not a comment) is an error: the remediation would not paste."""
+    out: list[str] = []
+    current = ""
+    i = 0
+    while i < len(text):
+        if text.startswith("--", i):
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
+        elif text[i] in "'\"":
+            quote, end = text[i], i + 1
+            while True:  # a doubled quote is one quote character inside the literal or name
+                end = text.index(quote, end)
+                if not text.startswith(quote * 2, end):
+                    break
+                end += 2
+            current += text[i:end + 1]
+            i = end + 1
+        elif text[i] == ";":
+            if current.strip():
+                out.append(current.strip())
+            current, i = "", i + 1
+        else:
+            current += text[i]
+            i += 1
+    if current.strip():
+        raise ValueError(f"not SQL (no ';' and not a '--' comment): {current.strip()!r}")
+    return out
+
+
+def undo_statements(text: str) -> list[str]:
+    """The statements of the ``-- undo: …;`` comments of a printed remediation."""
+    undo = [line.split("-- undo:", 1)[1] for line in text.splitlines() if line.lstrip().startswith("-- undo:")]
+    return sql_statements("\n".join(undo))

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from pgrunbooks.refresh import PROJECT, committed_notebooks
+from pgrunbooks.engine.params import notebook_parameters
+from pgrunbooks.refresh import NOTEBOOK_DIRS, PROJECT, committed_notebooks
 
 NOTEBOOK_LIMIT = 1_000_000
 OUTPUT_LIMIT = 200_000
@@ -43,7 +44,12 @@ def _output_texts(nb):
             yield index, json.dumps(output)
 
 
-pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no committed notebooks yet")
+def test_notebooks_are_discovered():
+    """Every test below is parametrized over the discovered notebooks: finding none must fail
+    here, not let them all pass without looking at anything."""
+    folders = {p.relative_to(PROJECT).parts[0] for p in NOTEBOOKS}
+    missing = sorted(set(NOTEBOOK_DIRS) - folders)
+    assert not missing, f"no committed notebook found under {', '.join(missing)} of {PROJECT}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -77,9 +83,12 @@ def test_notebook_has_the_runbook_shape(path):
     assert cells[0]["cell_type"] == "markdown", "start with markdown: when to use this, what it does"
     parameters = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(parameters) == 1, "exactly one cell tagged 'parameters'"
-    for line in "".join(parameters[0]["source"]).splitlines():
-        if re.match(r"^[A-Za-z_]\w*\s*=", line):
-            assert "#" in line, f"parameter without a comment: {line!r}"
+    # The comment papermill reads for each assignment (on its line, or on the closing line of a
+    # multi-line list) is the parameter's documentation: it shows in error messages.
+    declared = notebook_parameters(path)
+    assert declared, "the parameters cell assigns no parameter"
+    for param in declared.values():
+        assert param.help, f"parameter without a comment: {param.name} = {param.source}"
     if path.relative_to(PROJECT).parts[0] == "runbooks":
         meta = nb["metadata"].get("pgrunbooks", {})
         assert {"group", "title", "purpose", "mutates"} <= set(meta), "metadata.pgrunbooks incomplete"

@@ -29,3 +29,15 @@ def test_ci_runs_exactly_the_readme_test_command(project):
     assert "make demo" in readme and "make test" in readme
     ci = [line for line in (project / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == "make test"
+
+
+def test_every_data_file_of_the_package_is_installed(project):
+    """Templates, SQL files… under lib/pgrunbooks/ are matched by package-data, so a wheel
+    (not only the editable install) has the report templates and every check's SQL."""
+    globs = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["pgrunbooks"]
+    package = project / "lib" / "pgrunbooks"
+    data = {p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    installed = {p for pattern in globs for p in package.glob(pattern)}
+    assert data, "the package has data files (report templates, SQL)"
+    assert sorted(str(p.relative_to(package)) for p in data - installed) == []
+    assert package / "engine" / "templates" / "report.html" in installed

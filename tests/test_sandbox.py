@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -9,13 +10,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from clihelpers import run_cli
 
 from pgrunbooks.errors import PortInUseError, SandboxError
 from pgrunbooks.sandbox import ADMIN_USER, SERVICE_USER, Sandbox, _make_traversable, free_port
+from pgrunbooks.seed import CLUSTER_FAULTS, FAULTS, revert_faults
 
 PGRUNBOOKS = [sys.executable, "-m", "pgrunbooks"]
 
@@ -137,3 +141,31 @@ def test_server_has_supabase_observability_settings(pg):
         ).fetchall())
     assert "pg_stat_statements" in settings["shared_preload_libraries"]
     assert settings["track_io_timing"] == "on"
+
+
+def _findings(pg, db: str, cwd: Path, *args: str) -> list[dict]:
+    out = run_cli(["check", "--target", f"local:{db}", "--format", "json", "--fail-on", "none", *args], pg.env(), cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["findings"]
+
+
+def test_seed_none_after_all_leaves_a_clean_cluster(pg, tmp_path):
+    """Roles are cluster-wide: the extra superuser of `--faults all` must not survive `--faults none`."""
+    db = f"sbx_{uuid.uuid4().hex[:8]}"
+    seed = ["sandbox", "seed", "--scale", "0.05", "--db", db, "--faults"]
+    try:
+        assert run_cli([*seed, "all"], pg.env(), tmp_path).returncode == 0
+        planted = _findings(pg, db, tmp_path, "--check", "privileged_roles")
+        assert {f["key"] for f in planted if f["severity"] == "critical"} == {"privileged_roles:role:legacy_admin"}
+        reseeded = run_cli([*seed, "none"], pg.env(), tmp_path)
+        assert reseeded.returncode == 0, reseeded.stderr
+        assert "with faults: none" in reseeded.stderr
+        findings = _findings(pg, db, tmp_path)
+    finally:
+        with pg.connect("postgres") as conn:
+            revert_faults(conn, CLUSTER_FAULTS)
+        pg.drop_database(db)
+    explained = {check for fault in FAULTS.values() for check in fault.finds + fault.also_flagged_by}
+    flagged = [f["key"] for f in findings if f["check_id"] in explained and f["severity"] in ("warning", "critical")]
+    assert flagged == []
+    assert [f["severity"] for f in findings if f["check_id"] == "privileged_roles"] == ["ok"]

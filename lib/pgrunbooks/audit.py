@@ -7,8 +7,7 @@ runbook, with which parameters (secret-looking keys dropped, values redacted), t
 summary, what was verified and how long each step took.
 
 Where the log lives: ``$PGRUNBOOKS_AUDIT_LOG`` when set, else ``audit/audit.jsonl`` in
-the project directory (the nearest ancestor of the working directory that holds this
-project's ``pyproject.toml`` or a ``.pgrunbooks`` folder), else ``./audit/audit.jsonl``.
+the project directory (:func:`pgrunbooks.paths.project_root`), else ``./audit/audit.jsonl``.
 
 Appends are atomic per line for concurrent writers: the file is opened with
 ``O_APPEND``, locked with ``flock`` while one line is written, then ``fsync``'d, so a
@@ -31,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from pgrunbooks.paths import audit_dir
 from pgrunbooks.redact import MASK, redact
 
 ENV_LOG = "PGRUNBOOKS_AUDIT_LOG"
@@ -42,24 +42,12 @@ AUDIT_TABLE = "audit_log"
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|dsn|conninfo|credential|api[_-]?key|private", re.IGNORECASE)
 
 
-def project_dir(start: Path | None = None) -> Path | None:
-    """The pgrunbooks project directory above ``start`` (default: the working directory)."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / ".pgrunbooks").is_dir():
-            return directory
-        pyproject = directory / "pyproject.toml"
-        if pyproject.is_file() and 'name = "pgrunbooks"' in pyproject.read_text(errors="ignore"):
-            return directory
-    return None
-
-
 def default_path() -> Path:
     """``$PGRUNBOOKS_AUDIT_LOG``, else ``<project>/audit/audit.jsonl``."""
     env = os.environ.get(ENV_LOG)
     if env:
         return Path(env).expanduser()
-    return (project_dir() or Path.cwd()) / "audit" / "audit.jsonl"
+    return audit_dir() / "audit.jsonl"
 
 
 def operator_name(operator: str | None = None) -> str:

@@ -8,6 +8,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+# How a notebook hands its findings to the engine: a display output of this MIME type
+# (published by ``pgrunbooks.notebook.record``, collected by ``pgrunbooks.engine.artifacts``).
+FINDINGS_MIME = "application/vnd.pgrunbooks.findings+json"
+
 
 class Severity(str, enum.Enum):
     """How bad a finding is. ``skipped`` and ``error`` say the check could not judge."""
@@ -59,6 +63,8 @@ class Finding:
     check_id: str
     severity: Severity
     title: str
+    #: what it is about, as SQL names it: ``schema.name`` quoted like ``quote_ident()`` (``public."CallLog"``;
+    #: see :mod:`pgrunbooks.names`), ``schema.table.column``, ``role:name``, ``pid:123``, ``queryid:…``
     object: str = ""
     value: Any = None
     threshold: Any = None
@@ -71,7 +77,8 @@ class Finding:
 
     @property
     def key(self) -> str:
-        """Stable key to suppress this finding from params (``suppress: [key, …]``)."""
+        """Stable key to suppress this finding from params (``suppress: [key, …]``): ``check_id:object``,
+        compared as text, so a quoted name is written quoted (``unused_indexes:public."CallLog_idx"``)."""
         return f"{self.check_id}:{self.object}" if self.object else self.check_id
 
     def to_dict(self) -> dict[str, Any]:

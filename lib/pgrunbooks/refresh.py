@@ -17,9 +17,10 @@ from pathlib import Path
 
 import psycopg
 
+from pgrunbooks.paths import PACKAGE_DIR, project_root
 from pgrunbooks.startup import skip_slow_imports
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = project_root(PACKAGE_DIR)  # the checkout whose committed notebooks these are
 NOTEBOOK_DIRS = ("runbooks", "notebooks")
 SEED_SCALE = 1.0
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

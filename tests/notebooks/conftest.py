@@ -1,3 +1,3 @@
-"""Fixture notebooks for the runner's tests: executed by the tests, never collected by nbval."""
+"""Fixture notebooks for the engine's tests (tests/engine/): executed by the tests, never collected by nbval."""
 
 collect_ignore_glob = ["*.ipynb", "**/*.ipynb"]

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgrunbooks.errors import UsageError
+from pgrunbooks.errors import PreconditionError, UsageError
+from pgrunbooks.names import qualified
 
 MAX_NAME = 200
 TABLE_KINDS = ("r", "p")  # ordinary, partitioned
@@ -36,23 +37,18 @@ class Relation:
 
     @property
     def qualified(self) -> str:
-        """``schema.name`` quoted only where needed (for display and matching findings)."""
-        return f"{_quote(self.schema)}.{_quote(self.name)}"
+        """``schema.name`` as PostgreSQL's ``quote_ident`` prints it (for display and matching findings)."""
+        return qualified(self.schema, self.name)
 
     def __str__(self) -> str:
         return self.qualified
 
 
-def _quote(name: str) -> str:
-    simple = name and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_$" for c in name)
-    return name if simple and name == name.lower() else '"' + name.replace('"', '""') + '"'
+def lookup(session, name: Any, *, what: str = "table") -> Relation:
+    """The catalog entry for ``name`` (``schema.name`` or a name on the search_path), of any kind.
 
-
-def resolve(session, name: Any, *, kinds: tuple[str, ...] = TABLE_KINDS, what: str = "table") -> Relation:
-    """The catalog entry for ``name`` (``schema.name`` or a name on the search_path).
-
-    Raises :class:`UsageError` naming the problem when it does not exist, is of another
-    kind, or is not a plausible name at all. The name is only ever a bound value.
+    Raises :class:`UsageError` when it does not exist or is not a plausible name at all.
+    The name is only ever a bound value.
     """
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or "\x00" in name:
         raise UsageError(f"invalid {what} name {name!r}", hint=f"give an existing {what} as schema.name")
@@ -63,14 +59,36 @@ def resolve(session, name: Any, *, kinds: tuple[str, ...] = TABLE_KINDS, what: s
             " where c.oid = pg_catalog.to_regclass(%s)",
             (name.strip(),),
         )
-    except psycopg.Error:
-        # to_regclass raises on malformed names on older servers: still just "not a table".
+    except psycopg.errors.InvalidName:
+        # to_regclass raises on malformed names (unbalanced quotes...): still just "no such table".
         row = None
     if row is None:
         raise UsageError(f"no {what} named {name!r} in the database", hint=f"give an existing {what} as schema.name")
-    if row["kind"] not in kinds:
-        raise UsageError(f"{row['schema']}.{row['name']} is not a {what} (relkind {row['kind']!r})")
     return Relation(int(row["oid"]), row["schema"], row["name"], row["kind"])
+
+
+def resolve(session, name: Any, *, kinds: tuple[str, ...] = TABLE_KINDS, what: str = "table") -> Relation:
+    """:func:`lookup`, and the relation must be of one of ``kinds`` (else :class:`UsageError`)."""
+    rel = lookup(session, name, what=what)
+    require_kind(rel, kinds, what)
+    return rel
+
+
+def require_kind(rel: Relation, kinds: tuple[str, ...], what: str) -> None:
+    """Raise :class:`UsageError` unless ``rel`` is of one of ``kinds``."""
+    if rel.kind not in kinds:
+        raise UsageError(f"{rel} is not a {what} (relkind {rel.kind!r})")
+
+
+def ensure_unchanged(session, rel: Relation) -> None:
+    """Raise :class:`PreconditionError` when ``rel`` was dropped or renamed since it was resolved."""
+    row = session.fetch_one(
+        "select n.nspname as schema, c.relname as name from pg_catalog.pg_class c"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = %s",
+        (rel.oid,),
+    )
+    if row is None or (row["schema"], row["name"]) != (rel.schema, rel.name):
+        raise PreconditionError(f"{rel} was dropped or renamed since the plan", hint="make a new plan")
 
 
 def columns(session, rel: Relation) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from typing import Iterable
 
 from psycopg import sql
 
+from pgrunbooks.names import qualified
+
 
 def _fetch(conn, query, params=None):
     with conn.cursor() as cur:
@@ -20,7 +22,7 @@ def _fetch(conn, query, params=None):
 
 
 def database_checksum(conn, schemas: Iterable[str] = ("public",)) -> dict[str, str]:
-    """``{schema.table: md5 of its rows}`` for every ordinary table in ``schemas``.
+    """``{schema.table: md5 of its rows}`` for every ordinary table in ``schemas`` (names quoted as by ``quote_ident``).
 
     ``conn`` is a psycopg connection (or a pgrunbooks Session's ``.conn``). Meant for test
     and sandbox sizes: it reads every row.
@@ -37,7 +39,7 @@ def database_checksum(conn, schemas: Iterable[str] = ("public",)) -> dict[str, s
             sql.Identifier(schema, name)
         )
         count, digest = _fetch(conn, q)[0]
-        out[f"{schema}.{name}"] = f"{count}:{digest}"
+        out[qualified(schema, name)] = f"{count}:{digest}"
     return out
 
 

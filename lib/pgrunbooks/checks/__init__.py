@@ -25,36 +25,13 @@ from pgrunbooks.checks import security as _security  # noqa: F401,E402
 from pgrunbooks.checks import consistency as _consistency  # noqa: F401,E402
 from pgrunbooks.checks import tenant as _tenant  # noqa: F401,E402
 
-#: The checks each diagnostic runbook runs, in order (``checks.for_runbook("weekly/index_health")``).
-RUNBOOK_CHECKS: dict[str, list[str]] = {
-    "daily/health_overview": [c.id for c in REGISTRY.values() if c.category in ("activity", "statements", "space")],
-    "weekly/maintenance_status": [c.id for c in REGISTRY.values() if c.category == "maintenance"] + ["table_bloat"],
-    "weekly/index_health": [c.id for c in REGISTRY.values() if c.category == "indexes"] + ["index_bloat"],
-    "weekly/security_audit": [c.id for c in REGISTRY.values()
-                              if c.category in ("security", "tenant") and c.id != "missing_foreign_keys"],
-    "weekly/data_consistency": ["orphaned_rows", "missing_foreign_keys"],
-}
-
-
-def for_runbook(name: str) -> list[str]:
-    """The check ids the runbook ``name`` runs (see :data:`RUNBOOK_CHECKS`)."""
-    try:
-        return list(RUNBOOK_CHECKS[name])
-    except KeyError:
-        from pgrunbooks.errors import UsageError
-
-        raise UsageError(f"no check list for runbook {name!r}", hint="known: " + ", ".join(RUNBOOK_CHECKS)) from None
-
-
 __all__ = [
     "CATEGORIES",
     "REGISTRY",
     "Check",
     "CheckResult",
-    "RUNBOOK_CHECKS",
     "Context",
     "Results",
-    "for_runbook",
     "load_sql",
     "run_checks",
     "run_one",

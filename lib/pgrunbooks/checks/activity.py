@@ -55,7 +55,7 @@ def _long_running(check, rows, t, ctx):
             object=f"pid:{r['pid']}", value=round(r["duration_s"], 1), threshold=t["warning"],
             detail=f"user {r['username']}, database {r['database']}, waiting on {r['wait_event_type'] or 'nothing'}"
                    f"/{r['wait_event'] or '-'}: {one_line(r['query'], 300)}",
-            remediation=check.remediation.replace("<pid>", str(r["pid"])),
+            remediation=check.remediation.replace("<pid>", str(r["pid"])) + check.action_hint,
             data=r,
         ))
     if not out:
@@ -84,7 +84,7 @@ def _idle_in_transaction(check, rows, t, ctx):
             object=f"pid:{r['pid']}", value=round(r["idle_s"], 1), threshold=t["warning"],
             detail=f"user {r['username']}, transaction open {duration(r['transaction_s'])}"
                    + (f"; {'; '.join(holds)}" if holds else "") + f"; last statement: {one_line(r['last_query'], 300)}",
-            remediation=check.remediation.replace("<pid>", str(r["pid"])),
+            remediation=check.remediation.replace("<pid>", str(r["pid"])) + check.action_hint,
             data=r,
         ))
     if not out:
@@ -134,17 +134,23 @@ def _blocking(check, rows, t, ctx):
             f"{who} blocks {plural(len(seen), 'session')}, longest wait {duration(longest)}",
             object=f"pid:{root}", value=round(longest, 1), threshold=t["warning"],
             detail="\n".join(tree),
-            remediation=check.remediation.replace("<pid>", str(root)),
+            remediation=(_PREPARED if root == 0 else check.remediation.replace("<pid>", str(root)) + check.action_hint),
             data={"root": root, "blocked": sorted(seen), "edges": [e for e in rows if e["blocked_pid"] in seen]},
         ))
     return out
 
 
 _CANCEL = (
-    "Cancel first, terminate only if it is still there:\n"
-    "  select pg_cancel_backend(<pid>);\n"
-    "  select pg_terminate_backend(<pid>);  -- rolls its transaction back\n"
-    "Runbook: incidents/terminate_sessions (dry run lists the session and its query)."
+    "-- Cancel first; terminate only if it is still there:\n"
+    "select pg_catalog.pg_cancel_backend(<pid>);\n"
+    "select pg_catalog.pg_terminate_backend(<pid>, 5000);  -- rolls its transaction back; waits up to 5 s for it to end"
+)
+#: a lock held by a prepared transaction (pid 0) outlives every session: only its gid releases it
+_PREPARED = (
+    "-- The root is a prepared transaction (two-phase commit): no session to cancel. Find it and ask its\n"
+    "-- owner whether to finish or abandon it:\n"
+    "select gid, prepared, owner, database from pg_catalog.pg_prepared_xacts order by prepared;\n"
+    "-- then: commit prepared '<gid>';  or  rollback prepared '<gid>';"
 )
 
 register(Check(
@@ -156,11 +162,11 @@ register(Check(
         "idle connections held by oversized pools are the usual cause.",
     remediation="Find who holds them (by user and application in the detail). Idle sessions: lower the "
                 "application pool sizes or use the transaction-mode pooler (port 6543 on Supabase); "
-                "stuck ones: incidents/terminate_sessions. Raising max_connections needs a restart and memory.",
+                "stuck ones: the terminate_sessions action. Raising max_connections needs a restart and memory.",
     evaluate=_connections,
     thresholds={"warning": 0.75, "critical": 0.9},
     roles=STATS,
-    runbook="incidents/terminate_sessions",
+    fixed_by="terminate_sessions",
 ))
 
 register(Check(
@@ -174,7 +180,7 @@ register(Check(
     evaluate=_long_running,
     thresholds={"warning": 300, "critical": 1800, "exclude_applications": OWN_APPLICATIONS},
     roles=STATS,
-    runbook="incidents/terminate_sessions",
+    fixed_by="terminate_sessions",
 ))
 
 register(Check(
@@ -185,11 +191,11 @@ register(Check(
                 "critical when they block others.",
     why="An open transaction keeps its locks and its snapshot: writers queue behind it and vacuum cannot "
         "remove rows deleted since it began. It is almost always an application bug (a missing commit).",
-    remediation=_CANCEL + "\nPrevent it: alter role … set idle_in_transaction_session_timeout = '60s';",
+    remediation=_CANCEL + "\n-- Prevent it: alter role … set idle_in_transaction_session_timeout = '60s';",
     evaluate=_idle_in_transaction,
     thresholds={"warning": 60, "critical": 600, "exclude_applications": OWN_APPLICATIONS},
     roles=STATS,
-    runbook="incidents/terminate_sessions",
+    fixed_by="terminate_sessions",
 ))
 
 register(Check(
@@ -200,9 +206,9 @@ register(Check(
                 "its severity grows with the longest wait.",
     why="One session holding a lock (often idle in transaction) can stall every writer behind it; "
         "the root of the tree is the session to deal with.",
-    remediation=_CANCEL + "\nDeal with the root of the tree, not with the waiters.",
+    remediation=_CANCEL + "\n-- Deal with the root of the tree, not with the waiters.",
     evaluate=_blocking,
     thresholds={"warning": 10, "critical": 60},
     roles=STATS,
-    runbook="incidents/terminate_sessions",
+    fixed_by="terminate_sessions",
 ))

@@ -8,6 +8,7 @@ from pgrunbooks.checks.format import pct, plural, size
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import Context, SkipCheck, fetch, finding, grade, ok
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import quote_ident
 
 GiB = 1024**3
 MiB = 1024**2
@@ -55,7 +56,7 @@ def _collector(kind: str, function: str):
                 f"no planner statistics visible to {ctx.current_user} for any {kind}: pg_stats hides them from "
                 "roles that may not read the table or are subject to its row level security",
                 "run it as the tables' owner or a BYPASSRLS role (postgres on Supabase), or install pgstattuple "
-                f"and grant pg_stat_scan_tables to {ctx.current_user}",
+                f"and grant pg_stat_scan_tables to {quote_ident(ctx.current_user)};",
             )
         exact = _pgstattuple(ctx, function)
         if exact is None:
@@ -107,7 +108,7 @@ def _evaluator(kind: str, remedy):
                 object=r["name"], value=round(ratio, 4), threshold=t["warning"],
                 detail=f"{how}; {r['pages']:,} pages for ~{r['rows_estimate']:,} rows "
                        f"(about {r['expected_pages']:,} pages needed).",
-                remediation=remedy(r), data=r,
+                remediation=remedy(check, r), data=r,
             ))
         if hidden:
             out.append(finding(
@@ -126,14 +127,17 @@ def _evaluator(kind: str, remedy):
     return evaluate
 
 
-def _table_remedy(r) -> str:
-    return (f"vacuum (analyze, verbose) {r['name']};  -- makes dead space reusable (no lock)\n"
-            "Giving the space back to the OS needs a rewrite: VACUUM FULL (ACCESS EXCLUSIVE lock for the whole "
-            f"rewrite: a maintenance window) or pg_repack online. Runbook: weekly/vacuum_analyze.")
+def _table_remedy(check, r) -> str:
+    # A plain VACUUM leaves the table its size: only a rewrite removes the finding.
+    return ("-- A plain VACUUM makes the dead space reusable without a lock, but the table keeps its size:\n"
+            f"--   vacuum (analyze, verbose) {r['name']};\n"
+            "-- Giving the space back needs a rewrite, under an ACCESS EXCLUSIVE lock for its whole duration\n"
+            "-- (a maintenance window), or pg_repack online:\n"
+            f"vacuum (full, analyze, verbose) {r['name']};")
 
 
-def _index_remedy(r) -> str:
-    return f"reindex index concurrently {r['name']};  -- Runbook: monthly/reindex"
+def _index_remedy(check, r) -> str:
+    return f"reindex index concurrently {r['name']};" + check.action_hint
 
 
 register(Check(
@@ -144,11 +148,11 @@ register(Check(
                 "measured with pgstattuple_approx() when pgstattuple is installed.",
     why="Bloated tables are larger on disk and in cache than their data: scans, backups and memory pay "
         "for the empty space.",
-    remediation="vacuum (analyze) <table>; VACUUM FULL or pg_repack to shrink. Runbook: weekly/vacuum_analyze",
+    remediation="vacuum (full, analyze) <table>;  -- ACCESS EXCLUSIVE lock for the whole rewrite; or pg_repack "
+                "online. A plain vacuum (analyze) makes the space reusable but does not shrink the table.",
     evaluate=_evaluator("table", _table_remedy),
     collect=_collector("table", "pgstattuple_approx"),
     thresholds={"warning": 0.5, "critical": 0.8, "min_bytes": 10 * MiB, "max_exact_bytes": GiB},
-    runbook="weekly/vacuum_analyze",
     reads="catalogs and pg_stats; with pgstattuple, flagged tables up to max_exact_bytes",
 ))
 
@@ -160,10 +164,10 @@ register(Check(
                 "min_bytes; measured with pgstatindex() when pgstattuple is installed.",
     why="Bloated indexes need more I/O per lookup and more cache; REINDEX CONCURRENTLY rebuilds them "
         "without blocking writes.",
-    remediation="reindex index concurrently <index>;  -- Runbook: monthly/reindex",
+    remediation="reindex index concurrently <index>;",
     evaluate=_evaluator("index", _index_remedy),
     collect=_collector("index", "pgstatindex"),
     thresholds={"warning": 0.5, "critical": 0.8, "min_bytes": 10 * MiB, "max_exact_bytes": GiB},
-    runbook="monthly/reindex",
+    fixed_by="reindex",
     reads="catalogs and pg_stats; with pgstattuple, flagged indexes up to max_exact_bytes",
 ))

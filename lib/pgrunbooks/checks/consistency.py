@@ -9,6 +9,7 @@ from pgrunbooks.checks.registry import REGISTRY, Check, register
 from pgrunbooks.checks.runner import compose, execute, fetch, finding, ok, transaction
 from pgrunbooks.checks.security import API_SCHEMAS
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import qualified, quote_ident
 
 
 def _relationships(check, ctx, t):
@@ -96,33 +97,35 @@ def _evaluate(check, rows, t, ctx):
     for r in rows:
         if not r["orphans"]:
             continue
-        parent = f"{r['referenced_schema']}.{r['referenced_table']}"
+        child, parent = qualified(r["schema"], r["table"]), qualified(r["referenced_schema"], r["referenced_table"])
+        col, pcol = quote_ident(r["column"]), quote_ident(r["referenced_column"])
         declared = r["constraint_name"] is not None
         severity = Severity.CRITICAL if declared and r["validated"] else Severity.WARNING
         how = (f"despite foreign key {r['constraint_name']} (its checks were bypassed: session_replication_role "
                "= replica or disabled triggers)" if declared and r["validated"]
                else f"foreign key {r['constraint_name']} is NOT VALID" if declared else "no foreign key")
         more = " or more" if r["orphan_keys"] >= t["max_keys"] else ""
+        orphans = (f"{child} c where c.{col} is not null and not exists\n"
+                   f"  (select 1 from {parent} p where p.{pcol} = c.{col});")
         out.append(finding(
             check, severity,
             f"{r['name']}: {r['orphans']:,}{more} rows point at {plural(r['orphan_keys'], 'missing ' + r['referenced_table'] + ' row')}",
             object=r["name"], value=r["orphans"],
-            detail=f"{r['schema']}.{r['table']}.{r['column']} -> {parent}({r['referenced_column']}): {how}. "
+            detail=f"{r['name']} -> {parent}({pcol}): {how}. "
                    f"Missing keys: {', '.join(r['sample'])}{' …' if r['orphan_keys'] > len(r['sample']) else ''}. "
                    f"Found by {r['method']}.",
-            remediation="Review them, then archive or delete them in one transaction:\n"
-                        f"  select * from {r['schema']}.{r['table']} c where c.{r['column']} is not null and not exists\n"
-                        f"    (select 1 from {parent} p where p.{r['referenced_column']} = c.{r['column']});\n"
-                        "Then add (or validate) the foreign key so it cannot happen again (missing_foreign_keys).",
+            remediation=f"-- Review them:\nselect * from {orphans}\n"
+                        f"-- then archive them (copy them somewhere first) or delete them:\ndelete from {orphans}\n"
+                        "-- Then add (or validate) the foreign key so it cannot happen again (missing_foreign_keys).",
             data={k: v for k, v in r.items() if k != "ord"},
         ))
     if skipped:
-        grants = sorted({f"{r['schema']}.{r['table']}" for r in skipped if r["skipped"] == "privilege"}
-                        | {f"{r['referenced_schema']}.{r['referenced_table']}" for r in skipped if r["skipped"] == "privilege"})
+        grants = sorted({qualified(r["schema"], r["table"]) for r in skipped if r["skipped"] == "privilege"}
+                        | {qualified(r["referenced_schema"], r["referenced_table"]) for r in skipped if r["skipped"] == "privilege"})
         unindexed = [r["name"] for r in skipped if r["skipped"] == "unindexed"]
         fixes = []
         if grants:
-            fixes.append(f"grant select on {', '.join(grants)} to {ctx.current_user};")
+            fixes.append(f"grant select on {', '.join(grants)} to {quote_ident(ctx.current_user)};")
         if any(r["skipped"] == "rls" for r in skipped):
             fixes.append("row level security hides rows from this role: run it as a BYPASSRLS role (postgres on "
                          "Supabase) or the tables' owner.")

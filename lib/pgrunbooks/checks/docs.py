@@ -1,6 +1,6 @@
 """Render ``docs/checks.md`` from the registry: ``python -m pgrunbooks.checks.docs > docs/checks.md``.
 
-``tests/test_checks_docs.py`` fails when the committed page differs from what this renders, so
+``tests/checks/test_checks_docs.py`` fails when the committed page differs from what this renders, so
 the docs cannot drift from the code.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from pgrunbooks.checks import CATEGORIES, REGISTRY
-from pgrunbooks.checks.registry import sql_variants
+from pgrunbooks.checks.registry import sql_files
 
 INTRO = """\
 # Checks
@@ -28,6 +28,13 @@ saying what it measures, the privileges it needs and its caveats) plus one regis
 * A check that finds nothing returns **one `ok` finding** saying what it looked at, so a report
   shows every check that ran. `info` is context (statement statistics age, top statements,
   shrinking database, short lock waits); `warning` and `critical` are problems.
+* A finding's **remediation** is written for that object. Where a statement fixes it, it is SQL
+  you can paste into psql as it stands: the statements, every explanation as a `--` comment,
+  and the undo, when there is one, as an `-- undo: …;` comment (a test runs each one on a
+  database with the fault and checks the finding is gone). Where no statement can (a pool
+  size, a disk, a query to rewrite), it is prose. Checks whose fix is a guarded action say so
+  ("fixed by the `vacuum_analyze` action", see [actions.md](actions.md)); `pgrunbooks list`
+  shows the runbook that applies it.
 * A check whose requirement is missing (server version, extension, privilege, a table it reads)
   returns **one `skipped` finding** with the reason and the fix (`grant … to …`). A privilege error
   at run time (SQLSTATE 42501) is a `skipped` finding too. Any other failure is one **`error`**
@@ -67,8 +74,10 @@ category or threshold: nothing ran).
 ## Versions and privileges
 
 * PostgreSQL 15 to 18. Differences are handled by **SQL variants** (`<id>.pgNN.sql` replaces
-  `<id>.sql` from major version NN: `checkpoints.pg17.sql` reads `pg_stat_checkpointer`,
-  `unused_indexes.pg16.sql` adds `last_idx_scan`) and, for `pg_stat_statements`, by a **column map**
+  `<id>.sql` from major version NN: `checkpoints.pg17.sql` reads `pg_stat_checkpointer`), by
+  **fragments** for a difference of one expression (`{{last_idx_scan}}` in `unused_indexes.sql` is
+  `unused_indexes.last_idx_scan.sql` on 15 and its `.pg16.sql` variant from 16) and, for
+  `pg_stat_statements`, by a **column map**
   read from the view itself (`mean_exec_time` / `mean_time`, `shared_blk_read_time` /
   `blk_read_time`), so an extension not yet updated after `pg_upgrade` works too. The extension is
   looked up in `pg_extension`, whatever its schema (`extensions` on Supabase).
@@ -101,6 +110,7 @@ def _value(v) -> str:
 
 
 def render() -> str:
+    """docs/checks.md as it must read for the registry as it is."""
     toc_lines = []
     for category, blurb in CATEGORIES.items():
         ids = [c.id for c in REGISTRY.values() if c.category == category]
@@ -114,25 +124,19 @@ def render() -> str:
             if check.why:
                 out.append(f"\n**Why it matters.** {check.why}\n")
             out.append(f"\n**How to fix.**\n\n```\n{check.remediation.strip()}\n```\n")
-            if check.runbook:
-                out.append(f"\nNext runbook: `{check.runbook}`.\n")
+            if check.fixed_by:
+                out.append(f"\nFixed by the `{check.fixed_by}` action ([actions.md](actions.md)).\n")
             if check.thresholds:
                 out.append("\n| threshold | default |\n|---|---|\n")
                 for name, value in check.thresholds.items():
                     out.append(f"| `{name}` | {_value(value)} |\n")
             reqs = "; ".join(check.requirements)
+            main, rest = sql_files(check.id)
             out.append(f"\nRequires: {reqs}. Reads: {check.reads}. "
-                       f"SQL: {', '.join(f'`{n}`' for n in sql_variants(check.id))}"
-                       + (f" (+ {', '.join(f'`{n}`' for n in _parts(check.id))})" if _parts(check.id) else "")
+                       f"SQL: {', '.join(f'`{n}`' for n in main)}"
+                       + (f" (+ {', '.join(f'`{n}`' for n in rest)})" if rest else "")
                        + f". Timeout: {check.statement_timeout}.\n")
     return "".join(out)
-
-
-def _parts(check_id: str) -> list[str]:
-    from pgrunbooks.checks.registry import _VARIANT, _sql_files
-
-    return sorted(n for n in _sql_files() if n.startswith(check_id + ".") and not _VARIANT.match(n)
-                  and n != f"{check_id}.sql")
 
 
 if __name__ == "__main__":

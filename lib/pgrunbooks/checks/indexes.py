@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from pgrunbooks.checks.format import pct, size
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import finding, grade, ok
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import qualified, quote_ident
 
-REINDEX_RUNBOOK = "monthly/reindex"
+
+
+_CREATE_INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX ")
+
+
+def _recreate(definition: str) -> str:
+    """The undo of dropping an index: its definition (pg_get_indexdef, which quotes every name),
+    built concurrently."""
+    return _CREATE_INDEX.sub(lambda m: f"create {'unique ' if m[1] else ''}index concurrently ", definition, count=1)
 
 
 def _unused(check, rows, t, ctx):
@@ -19,9 +30,9 @@ def _unused(check, rows, t, ctx):
         out.append(finding(
             check, Severity.WARNING, f"{r['name']} ({size(r['bytes'])}) has never been scanned",
             object=r["name"], value=r["idx_scan"], threshold=0,
-            detail=f"{since}; every insert and update on {r['schema']}.{r['table']} still maintains it. "
+            detail=f"{since}; every insert and update on {qualified(r['schema'], r['table'])} still maintains it. "
                    f"{r['definition']}. Check read replicas and rare jobs (month-end reports) before dropping.",
-            remediation=f"drop index concurrently {r['name']};\n-- undo: {r['definition'].replace('CREATE INDEX', 'create index concurrently', 1)};",
+            remediation=f"drop index concurrently {r['name']};\n-- undo: {_recreate(r['definition'])};",
             data=r,
         ))
     return out or [ok(check, "every plain index has been scanned at least once")]
@@ -36,7 +47,7 @@ def _duplicates(check, rows, t, ctx):
             object=r["name"], value=r["bytes"],
             detail=f"{r['definition']}; covered by {r['covering_definition']}. Queries can use the other index; "
                    "this one only costs writes and space.",
-            remediation=f"drop index concurrently {r['name']};\n-- undo: {r['definition'].replace('CREATE INDEX', 'create index concurrently', 1)};",
+            remediation=f"drop index concurrently {r['name']};\n-- undo: {_recreate(r['definition'])};",
             data=r,
         ))
     return out or [ok(check, "no index duplicates or prefixes another")]
@@ -48,15 +59,18 @@ def _invalid(check, rows, t, ctx):
         if r["building_pid"]:
             out.append(finding(
                 check, Severity.INFO, f"{r['name']} is being built by pid {r['building_pid']}", object=r["name"],
-                detail=r["definition"], remediation="Wait for the build; see pg_stat_progress_create_index.", data=r))
+                detail=r["definition"], data=r,
+                remediation="-- Wait for the build to finish; its progress:\n"
+                            f"select * from pg_catalog.pg_stat_progress_create_index where pid = {r['building_pid']};"))
             continue
         out.append(finding(
             check, Severity.WARNING, f"{r['name']} is invalid", object=r["name"], value=r["bytes"],
             detail=f"{r['definition']}. Left by a failed concurrent build: maintained on every write, never used"
                    + (", and as a unique index it still rejects duplicates" if r["indisunique"] else "") + ".",
-            remediation=f"Fix the cause (for a unique index: the duplicates), then rebuild it:\n"
-                        f"  reindex index concurrently {r['name']};\nor drop it:\n  drop index concurrently {r['name']};\n"
-                        f"Runbook: {REINDEX_RUNBOOK} (it also removes the _ccnew leftovers of failed rebuilds).",
+            remediation="-- Fix the cause first (for a unique index: the duplicates), then rebuild it:\n"
+                        f"reindex index concurrently {r['name']};\n"
+                        f"-- or drop it instead: drop index concurrently {r['name']};" + check.action_hint
+                        + "\n-- It also drops the _ccnew leftovers of failed rebuilds.",
             data=r,
         ))
     return out or [ok(check, "no invalid index")]
@@ -65,11 +79,11 @@ def _invalid(check, rows, t, ctx):
 def _fk_without_index(check, rows, t, ctx):
     out = []
     for r in rows:
-        cols = ", ".join(r["columns"])
-        name = f"{r['table']}_{'_'.join(r['columns'])}_idx"
+        cols = ", ".join(quote_ident(c) for c in r["columns"])
+        name = quote_ident(f"{r['table']}_{'_'.join(r['columns'])}_idx")
         out.append(finding(
             check, Severity.WARNING,
-            f"foreign key {r['constraint_name']} on {r['table_name']} ({cols}) has no supporting index",
+            f"foreign key {quote_ident(r['constraint_name'])} on {r['table_name']} ({cols}) has no supporting index",
             object=r["name"], value=r["rows_estimate"],
             detail=f"references {r['referenced_table']}; each delete or key update there scans "
                    f"{r['table_name']} (~{r['rows_estimate']:,} rows) while holding locks.",
@@ -149,9 +163,9 @@ register(Check(
     description="Indexes left invalid by a failed concurrent build or rebuild.",
     why="An invalid index is updated on every write but never used; a failed unique one still rejects "
         "inserts of duplicates.",
-    remediation="reindex index concurrently <index>;  -- Runbook: monthly/reindex",
+    remediation="reindex index concurrently <index>;",
     evaluate=_invalid,
-    runbook=REINDEX_RUNBOOK,
+    fixed_by="reindex",
 ))
 
 register(Check(

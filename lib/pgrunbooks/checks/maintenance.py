@@ -6,9 +6,7 @@ from pgrunbooks.checks.format import duration, pct, plural
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import finding, grade, ok
 from pgrunbooks.findings import Finding, Severity
-
-VACUUM_RUNBOOK = "weekly/vacuum_analyze"
-
+from pgrunbooks.names import quote_ident
 
 def _autovacuum_note(r) -> str:
     return " Autovacuum is disabled on this table (autovacuum_enabled = false)." if r.get("autovacuum_disabled") else ""
@@ -35,8 +33,8 @@ def _dead_tuples(check, rows, t, ctx):
             object=r["name"], value=round(r["dead_ratio"], 4), threshold=t["warning"],
             detail=f"{r['n_live_tup']:,} live, {r['n_dead_tup']:,} dead; {last}." + _autovacuum_note(r),
             remediation=f"vacuum (analyze, verbose) {r['name']};{_reenable(r)}\n"
-                        f"Runbook: {VACUUM_RUNBOOK}. Dead tuples slow every scan and bloat the table; if "
-                        "autovacuum keeps falling behind, lower autovacuum_vacuum_scale_factor for this table.",
+                        "-- Dead tuples slow every scan and bloat the table; if autovacuum keeps falling behind, "
+                        "lower autovacuum_vacuum_scale_factor for this table." + check.action_hint,
             data=r,
         ))
     if not out:
@@ -63,7 +61,7 @@ def _vacuum_age(check, rows, t, ctx):
             object=r["name"], value=None if days is None else round(days, 2), threshold=t["warning"],
             detail=f"{r['n_dead_tup']:,} dead tuples, {r['n_ins_since_vacuum']:,} rows inserted since the last "
                    f"vacuum (inserted rows need a vacuum too: visibility map, freezing)." + _autovacuum_note(r),
-            remediation=f"vacuum (analyze) {r['name']};{_reenable(r)}\nRunbook: {VACUUM_RUNBOOK}.",
+            remediation=f"vacuum (analyze) {r['name']};{_reenable(r)}" + check.action_hint,
             data=r,
         ))
     if not out:
@@ -85,7 +83,7 @@ def _stale_statistics(check, rows, t, ctx):
             object=r["name"], value=round(r["modified_ratio"], 4), threshold=t["warning"],
             detail=f"last analyzed {duration((r['days_since'] or 0) * 86400)} ago; the planner works from "
                    "outdated row counts and value distributions." + _autovacuum_note(r),
-            remediation=f"analyze {r['name']};{_reenable(r)}\nRunbook: {VACUUM_RUNBOOK}.",
+            remediation=f"analyze {r['name']};{_reenable(r)}" + check.action_hint,
             data=r,
         ))
     if not out:
@@ -102,8 +100,8 @@ def _never_analyzed(check, rows, t, ctx):
             object=r["name"], value=r["n_live_tup"], threshold=t["min_rows"],
             detail="The planner has no statistics for it and guesses row counts and selectivities."
                    + _autovacuum_note(r),
-            remediation=f"analyze {r['name']};{_reenable(r)}\nRunbook: {VACUUM_RUNBOOK}. Bulk-load jobs should "
-                        "run ANALYZE after loading.",
+            remediation=f"analyze {r['name']};{_reenable(r)}\n-- Bulk-load jobs should run ANALYZE after loading."
+                        + check.action_hint,
             data=r,
         ))
     return out or [ok(check, "every table holding data has planner statistics")]
@@ -120,7 +118,7 @@ def _wraparound(kind: str, settings: str):
             out.append(finding(
                 check, severity,
                 f"database {r['database']}: {kind} age {r['age']:,} ({pct(r['ratio'])} of the wraparound limit)",
-                object=r["database"], value=round(r["ratio"], 4), threshold=t["warning"],
+                object=quote_ident(r["database"]), value=round(r["ratio"], 4), threshold=t["warning"],
                 detail=f"{settings} is {r['freeze_max_age']:,}; autovacuum should have frozen it long ago: look for "
                        "long transactions, abandoned replication slots or prepared transactions holding the horizon."
                        + (f" Oldest tables: {oldest}." if oldest else ""),
@@ -157,26 +155,28 @@ def _sequences(check, rows, t, ctx):
         capped = (f" (capped by column {r['column_name']} of type {r['column_type']})"
                   if r["column_max"] is not None and float(r["column_max"]) < float(r["max_value"]) else "")
         remaining = int(high - last) if r["increment_by"] > 0 else int(last - low)
-        column = r["column_name"] or "<column>"
-        table, _, col = column.rpartition(".")
         out.append(finding(
             check, severity, f"{r['name']} has used {pct(used, 1)} of its range; {remaining:,} values left",
             object=r["name"], value=round(used, 4), threshold=t["warning"],
             detail=f"last value {int(last):,} of {int(high):,}{capped}; type {r['data_type']}."
                    " When it runs out every insert fails.",
-            remediation="Widen before it runs out (rewrites the table under an ACCESS EXCLUSIVE lock: plan a window, "
-                        "or add a new bigint column and backfill in batches):\n"
-                        f"  alter table {table or '<table>'} alter column {col or '<column>'} type bigint;\n"
-                        f"  alter sequence {r['name']} as bigint;",
+            remediation="-- Widen before it runs out (rewrites the table under an ACCESS EXCLUSIVE lock: plan a "
+                        "window, or add a new bigint column and backfill in batches):\n"
+                        + (f"alter table {r['column_table']} alter column {quote_ident(r['column_attname'])} type bigint;\n"
+                           if r["column_attname"] else
+                           "-- and the column it feeds: alter table <table> alter column <column> type bigint;\n")
+                        + f"alter sequence {r['name']} as bigint;",
             data=r,
         ))
     if unreadable:
+        schemas = dict.fromkeys(quote_ident(r["schema"]) for r in rows if not r["readable"])
         out.append(finding(
             check, Severity.SKIPPED,
             f"{plural(len(unreadable), 'sequence')} not readable by {ctx.current_user}",
             detail="cannot read the last value of: " + ", ".join(unreadable[:20]),
-            remediation=f"grant select on all sequences in schema public to {ctx.current_user};"
-                        " (or grant pg_read_all_data)",
+            remediation=f"grant select on all sequences in schema "
+                        f"{', '.join(schemas)} to {quote_ident(ctx.current_user)};"
+                        "  -- or grant pg_read_all_data",
             data={"sequences": unreadable},
         ))
     if not out:
@@ -192,10 +192,10 @@ register(Check(
                 "with at least min_dead_tuples dead tuples.",
     why="Dead tuples are deleted or updated row versions not yet vacuumed: they slow scans, bloat tables "
         "and indexes, and mean autovacuum is not keeping up (or is switched off).",
-    remediation="vacuum (analyze) <table>;  -- Runbook: weekly/vacuum_analyze",
+    remediation="vacuum (analyze) <table>;",
     evaluate=_dead_tuples,
     thresholds={"warning": 0.2, "critical": 0.5, "min_dead_tuples": 1000},
-    runbook=VACUUM_RUNBOOK,
+    fixed_by="vacuum_analyze",
 ))
 
 register(Check(
@@ -206,10 +206,10 @@ register(Check(
                 "days (or never); critical when autovacuum is off server-wide.",
     why="Tables that change but are not vacuumed accumulate dead tuples, lose index-only scans (visibility "
         "map) and move towards transaction-ID wraparound.",
-    remediation="vacuum (analyze) <table>;  -- Runbook: weekly/vacuum_analyze",
+    remediation="vacuum (analyze) <table>;",
     evaluate=_vacuum_age,
     thresholds={"warning": 7.0, "critical": 30.0, "min_changes": 1000},
-    runbook=VACUUM_RUNBOOK,
+    fixed_by="vacuum_analyze",
 ))
 
 register(Check(
@@ -220,10 +220,10 @@ register(Check(
                 "(at least min_changes).",
     why="The planner chooses joins and indexes from these statistics; stale ones give bad plans after bulk "
         "loads and deletes.",
-    remediation="analyze <table>;  -- Runbook: weekly/vacuum_analyze",
+    remediation="analyze <table>;",
     evaluate=_stale_statistics,
     thresholds={"warning": 0.2, "critical": 1.0, "min_changes": 1000},
-    runbook=VACUUM_RUNBOOK,
+    fixed_by="vacuum_analyze",
 ))
 
 register(Check(
@@ -234,10 +234,10 @@ register(Check(
                 "analyzed) that have never been analyzed.",
     why="Without statistics the planner assumes default selectivities: joins and filters on such a table "
         "get arbitrary plans.",
-    remediation="analyze <table>;  -- Runbook: weekly/vacuum_analyze",
+    remediation="analyze <table>;",
     evaluate=_never_analyzed,
     thresholds={"min_rows": 1},
-    runbook=VACUUM_RUNBOOK,
+    fixed_by="vacuum_analyze",
 ))
 
 register(Check(
@@ -249,10 +249,9 @@ register(Check(
         "downtime on a large database.",
     remediation="Find what holds the xmin horizon (long transactions: long_running_queries, "
                 "idle_in_transaction; replication slots; prepared transactions), then\n"
-                "  vacuum (freeze, verbose) <oldest table>;  -- Runbook: weekly/vacuum_analyze",
+                "  vacuum (freeze, verbose) <oldest table>;",
     evaluate=_wraparound("transaction-ID", "autovacuum_freeze_max_age"),
     thresholds={"warning": 0.5, "critical": 0.75},
-    runbook=VACUUM_RUNBOOK,
 ))
 
 register(Check(
@@ -262,10 +261,9 @@ register(Check(
     description="Multixact-ID age of each database as a share of the 2^31 wraparound limit.",
     why="Multixact wraparound stops writes like transaction-ID wraparound; heavy foreign-key and "
         "SELECT … FOR SHARE traffic consumes multixacts fast.",
-    remediation="vacuum (freeze, verbose) <oldest table>;  -- Runbook: weekly/vacuum_analyze",
+    remediation="vacuum (freeze, verbose) <oldest table>;",
     evaluate=_wraparound("multixact-ID", "autovacuum_multixact_freeze_max_age"),
     thresholds={"warning": 0.5, "critical": 0.75},
-    runbook=VACUUM_RUNBOOK,
 ))
 
 register(Check(

@@ -4,11 +4,22 @@ An entry says what a check looks at (``category``), what it needs (server versio
 extensions, predefined roles), its default ``thresholds`` (bound as ``%(name)s``
 parameters of its SQL and read again by its evaluator), and the remediation a human
 reviews. Its measurements come from ``sql/<id>.sql``; its evaluator turns the rows into
-:class:`~pgrunbooks.findings.Finding` objects.
+:class:`~pgrunbooks.findings.Finding` objects. An entry may name the action that fixes what it
+finds (``fixed_by="vacuum_analyze"``: the verb, never a runbook; see docs/actions.md).
+
+Remediation: a finding's ``remediation`` is either SQL that fixes it, pasteable into psql as
+it stands (statements; every explanation a ``--`` comment; the undo, when there is one, an
+``-- undo: …;`` comment), or prose when no statement can (a pool size, a disk, a query to
+rewrite). ``tests/checks/test_remediation.py`` executes every SQL remediation on a database
+with the fault and checks the finding is gone.
 
 SQL variants: ``sql/<id>.pgNN.sql`` replaces ``sql/<id>.sql`` on servers whose major
 version is NN or later (the highest applicable NN wins). Extra queries a check runs
-(``<id>.<part>.sql``) follow the same rule.
+(``<id>.<part>.sql``) follow the same rule, and so do **fragments**: ``{name}`` in a check's
+SQL is replaced by the text of ``<id>.<name>.sql`` (or its variant for the server), so a query
+that differs between versions in one column keeps one file and a one-line fragment per
+version (``unused_indexes.last_idx_scan.pg16.sql``). A ``{name}`` without a fragment file is
+left for the identifiers the runner composes in (``{pgss}``).
 """
 
 from __future__ import annotations
@@ -63,8 +74,8 @@ class Check:
     extensions: tuple[str, ...] = ()
     #: predefined roles whose privileges the connected role needs (any one of them suffices)
     roles: tuple[str, ...] = ()
-    #: the runbook to use next, named in findings and docs
-    runbook: str | None = None
+    #: the action that fixes what the check finds (its verb: ``vacuum_analyze``, ``reindex``…)
+    fixed_by: str | None = None
     #: why it matters (docs)
     why: str = ""
     #: custom measurement step instead of running ``sql/<id>.sql`` once
@@ -91,6 +102,14 @@ class Check:
         if self.roles:
             out.append("privileges of " + " or ".join(self.roles))
         return out
+
+    @property
+    def action_hint(self) -> str:
+        """The closing comment of a SQL remediation: the action that does the same with a plan."""
+        if self.fixed_by is None:
+            return ""
+        return (f"\n-- The {self.fixed_by} action does this with a dry run to review and an audit record "
+                "(`pgrunbooks list` shows its runbook).")
 
     def sql(self, server_version: int, part: str | None = None) -> str:
         """The SQL text for ``server_version`` (``part`` names an extra query, ``<id>.<part>.sql``)."""
@@ -142,26 +161,47 @@ def _sql_files() -> dict[str, str]:
 
 
 _VARIANT = re.compile(r"^(?P<stem>.+)\.pg(?P<major>\d+)\.sql$")
+_FRAGMENT = re.compile(r"\{(?P<name>[a-z][a-z0-9_]*)\}")
 
 
 def load_sql(stem: str, server_version: int) -> str:
-    """Text of ``sql/<stem>.sql``, or of its ``.pgNN`` variant for this server version."""
-    files = _sql_files()
-    major = server_version // 10000
-    best, best_major = files.get(f"{stem}.sql"), -1
-    for name, text in files.items():
+    """Text of ``sql/<stem>.sql``, or of its ``.pgNN`` variant for this server version, with its
+    fragments filled in for the same version (see the module docstring)."""
+    check_id = stem.split(".", 1)[0]
+
+    def fragment(m: re.Match) -> str:
+        part = f"{check_id}.{m['name']}"
+        if not _versions(part):
+            return m[0]  # not a fragment: an identifier the runner composes
+        text = _variant(part, server_version)
+        return "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip()
+
+    return _FRAGMENT.sub(fragment, _variant(stem, server_version))
+
+
+def _versions(stem: str) -> dict[str, int]:
+    """``stem``'s file names and the major version each applies from (0: every version)."""
+    out = {}
+    for name in _sql_files():
         m = _VARIANT.match(name)
-        if m and m["stem"] == stem and best_major < int(m["major"]) <= major:
-            best, best_major = text, int(m["major"])
-    if best is None:
-        raise LookupError(f"no SQL file for {stem!r} in pgrunbooks/checks/sql")
-    return best
+        if name == f"{stem}.sql":
+            out[name] = 0
+        elif m and m["stem"] == stem:
+            out[name] = int(m["major"])
+    return out
 
 
-def sql_variants(stem: str) -> list[str]:
-    """File names of ``stem``'s SQL and its version variants (docs)."""
-    def matches(name: str) -> bool:
-        m = _VARIANT.match(name)
-        return name == f"{stem}.sql" or (m is not None and m["stem"] == stem)
+def _variant(stem: str, server_version: int) -> str:
+    applicable = {name: major for name, major in _versions(stem).items() if major <= server_version // 10000}
+    if not applicable:
+        raise LookupError(f"no SQL file for {stem!r} (PostgreSQL {server_version // 10000}) in pgrunbooks/checks/sql")
+    return _sql_files()[max(applicable, key=applicable.get)]
 
-    return sorted(n for n in _sql_files() if matches(n))
+
+def sql_files(check_id: str) -> tuple[list[str], list[str]]:
+    """File names of a check's SQL (docs): its query with its version variants, then its other
+    queries and fragments (``<id>.<part>.sql`` and their variants)."""
+    versions = _versions(check_id)
+    main = sorted(versions, key=versions.get)
+    rest = sorted(n for n in _sql_files() if n.startswith(check_id + ".") and n not in main)
+    return main, rest

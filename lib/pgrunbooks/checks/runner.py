@@ -10,7 +10,8 @@ Rules every run follows:
   goes on with the next check; a bug in an evaluator yields an ``error`` finding too;
 * each check runs in its own transaction (:meth:`Session.transaction`) that is read-only,
   has the check's ``statement_timeout``, a short ``lock_timeout``, and
-  ``search_path = pg_catalog`` (so expressions print schema-qualified);
+  ``search_path = pg_catalog`` (so expressions, ``regclass`` and ``regprocedure`` print
+  schema-qualified and quoted: no user schema is on the path);
 * a check that finds nothing returns exactly one ``ok`` finding saying what it checked, so
   reports show what was looked at.
 """
@@ -18,7 +19,6 @@ Rules every run follows:
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,6 +29,7 @@ from psycopg import sql
 from pgrunbooks.checks import thresholds as _thresholds
 from pgrunbooks.checks.registry import REGISTRY, Check, select
 from pgrunbooks.findings import Finding, Severity, suppress as _suppress
+from pgrunbooks.names import quote_ident
 from pgrunbooks.redact import redact
 
 #: lock_timeout of every check transaction: a check never queues behind DDL for long.
@@ -285,22 +286,6 @@ def unmet_requirement(check: Check, ctx: Context) -> tuple[str, str] | None:
             _privilege_fix(check, ctx),
         )
     return None
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as SQL would print it: bare when it is a plain lower-case identifier, else double-quoted.
-    For remediation text a human reads; queries use ``psycopg.sql.Identifier``."""
-    if re.fullmatch(r"[a-z_][a-z0-9_]*", name) and name not in _RESERVED:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-_RESERVED = {"all", "analyse", "analyze", "and", "any", "array", "as", "asc", "both", "case", "cast", "check",
-             "collate", "column", "constraint", "create", "current_user", "default", "desc", "distinct", "do",
-             "else", "end", "except", "false", "for", "foreign", "from", "grant", "group", "having", "in",
-             "into", "leading", "limit", "not", "null", "offset", "on", "only", "or", "order", "primary",
-             "references", "select", "table", "then", "to", "true", "union", "unique", "user", "using", "when",
-             "where", "with"}
 
 
 def _privilege_fix(check: Check, ctx: Context) -> str:

@@ -3,10 +3,13 @@ missing foreign keys."""
 
 from __future__ import annotations
 
+import re
+
 from pgrunbooks.checks.format import plural
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import finding, ok
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import qualified, quote_ident
 
 #: Schemas exposed through the Data API (PostgREST) by default on Supabase.
 API_SCHEMAS = ["public"]
@@ -16,6 +19,9 @@ PLATFORM_SCHEMAS = [
     "pgsodium", "pgsodium_masks", "supabase_functions", "supabase_migrations", "net", "cron", "pgbouncer",
     "_analytics", "pgtle",
 ]
+#: the last line of a remediation that changes what the API roles see
+RECHECK = ("-- Then check again: pgrunbooks check --category security,tenant "
+           "(tenant_isolation reads the tables as the API roles do).")
 #: Superusers / BYPASSRLS roles a Supabase project is expected to have (plus the bootstrap superuser).
 EXPECTED_PRIVILEGED = ["supabase_admin", "postgres", "service_role"]
 
@@ -33,11 +39,12 @@ def _rls_disabled(check, rows, t, ctx):
             detail=f"{who}." + (f" It has {plural(r['policies'], 'policy', 'policies')} that are ignored while RLS is off."
                                if r["policies"] else ""),
             remediation=f"alter table {r['name']} enable row level security;\n"
-                        f"then create the tenant policy, e.g.:\n"
-                        f"  create policy {r['table']}_tenant_isolation on {r['name']} for all to authenticated\n"
-                        f"    using (org_id in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
-                        f"    with check (org_id in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())));\n"
-                        "Then run weekly/security_audit again (tenant_isolation tests it for real).",
+                        "-- Until it has a policy only its owner and BYPASSRLS roles see its rows. Then create the "
+                        "tenant policy, e.g.:\n"
+                        f"--   create policy {quote_ident(r['table'] + '_tenant_isolation')} on {r['name']} for all to authenticated\n"
+                        "--     using (org_id in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
+                        "--     with check (org_id in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())));\n"
+                        + RECHECK,
             data=r,
         ))
     return out or [ok(check, f"every table in {', '.join(t['schemas'])} has row level security enabled")]
@@ -54,29 +61,42 @@ def _rls_no_policy(check, rows, t, ctx):
             detail=("The API roles are granted on it (" + ", ".join(exposed) + ") yet see no rows: a feature "
                     "reading it through the API returns nothing, or the policy was forgotten."
                     if exposed else "Only owners and BYPASSRLS roles can read it; write that intent down."),
-            remediation=f"Write the policy it needs (tenant policy for authenticated), or make 'service role only' "
-                        f"explicit:\n  create policy {r['table']}_service_role_only on {r['name']} for all to service_role "
+            remediation="-- Write the policy it needs (a tenant policy for authenticated), or make 'service role "
+                        "only' explicit:\n"
+                        f"create policy {quote_ident(r['table'] + '_service_role_only')} on {r['name']} for all to service_role "
                         "using (true) with check (true);\n"
-                        f"and revoke the API roles: revoke all on {r['name']} from anon, authenticated;",
+                        f"revoke all on {r['name']} from anon, authenticated;",
             data=r,
         ))
     return out or [ok(check, "every table with row level security has at least one policy")]
+
+
+#: a call policy_initplan.sql flags, and what precedes a call it counts as wrapped
+_AUTH_CALL = re.compile(r"(?:auth\.(?:uid|jwt|role|email)|current_setting)\([^()]*\)", re.I)
+_WRAPPED = re.compile(r"SELECT\s+\(*\s*$", re.I)
+
+
+def _wrap_calls(expr: str) -> str:
+    """``expr`` (pg_get_expr text) with every unwrapped auth/current_setting call in a sub-select."""
+    return _AUTH_CALL.sub(lambda m: m[0] if _WRAPPED.search(expr, 0, m.start()) else f"(select {m[0]})", expr)
 
 
 def _initplan(check, rows, t, ctx):
     out = []
     for r in rows:
         calls = ", ".join(f"{c}()" for c in r["unwrapped_calls"])
-        fixed = [f"(select {c}())" for c in r["unwrapped_calls"]]
+        policy, table = quote_ident(r["policy"]), qualified(r["schema"], r["table"])
+        clauses = "".join(f"\n  {clause} ({_wrap_calls(expr)})"
+                          for clause, expr in (("using", r["using_expr"]), ("with check", r["check_expr"])) if expr)
         out.append(finding(
-            check, Severity.WARNING, f"policy {r['policy']} on {r['schema']}.{r['table']} calls {calls} per row",
+            check, Severity.WARNING, f"policy {policy} on {table} calls {calls} per row",
             object=r["name"], value=calls,
             detail=f"for {r['command']} to {', '.join(r['roles'])}: using ({r['using_expr'] or '-'})"
                    + (f" with check ({r['check_expr']})" if r["check_expr"] else "")
                    + ". Unwrapped, the function runs for every row scanned; wrapped in a sub-select it runs once "
                      "per statement (an InitPlan) and its result can use indexes.",
-            remediation=f"alter policy {r['policy']} on {r['schema']}.{r['table']} using (…) with check (…);  "
-                        f"-- replace each call by {', '.join(fixed)}",
+            remediation=f"-- The same policy, each call wrapped in (select …): evaluated once per statement.\n"
+                        f"alter policy {policy} on {table}{clauses};",
             data=r,
         ))
     return out or [ok(check, "every auth.*() / current_setting() call in policies is wrapped in (select …)")]
@@ -87,15 +107,16 @@ def _always_true(check, rows, t, ctx):
     for r in rows:
         which = " and ".join(w for w, e in (("using", r["using_expr"]), ("with check", r["check_expr"]))
                              if e.lower() == "true")
+        policy, table = quote_ident(r["policy"]), qualified(r["schema"], r["table"])
         out.append(finding(
             check, Severity.CRITICAL,
-            f"policy {r['policy']} on {r['schema']}.{r['table']} is {which} (true) for {', '.join(r['roles'])}",
+            f"policy {policy} on {table} is {which} (true) for {', '.join(r['roles'])}",
             object=r["name"], value=r["command"],
             detail=f"permissive {r['command']} policy: permissive policies are OR-ed, so this one opens the table "
                    f"to every {' / '.join(r['roles'])} session whatever the tenant policies say"
                    + ("" if r["rls_enabled"] else " (RLS is disabled on the table at the moment)") + ".",
-            remediation=f"drop policy {r['policy']} on {r['schema']}.{r['table']};\n"
-                        "If the table really is public (a price list), say so: suppress this key in params.",
+            remediation=f"drop policy {policy} on {table};\n"
+                        "-- If the table really is public (a price list), say so: suppress this key in params.",
             data=r,
         ))
     return out or [ok(check, "no permissive policy is unconditionally true for anon/authenticated")]
@@ -115,19 +136,27 @@ def _privileged(check, rows, t, ctx):
         else:
             what, severity = "bypasses row level security", Severity.WARNING
         login = "can log in" if r["can_login"] else "cannot log in"
+        role = quote_ident(r["role"])
         out.append(finding(
-            check, severity, f"role {r['role']} {what} ({login})", object=f"role:{r['role']}",
+            check, severity, f"role {role} {what} ({login})", object=f"role:{role}",
             value="superuser" if r["superuser"] else "bypassrls",
             detail=f"Not one of the expected privileged roles ({', '.join(t['expected'])} and the bootstrap "
                    "superuser). A leftover or shared login with these rights defeats every other control.",
-            remediation=(f"alter role {r['role']} nosuperuser;  -- or: drop role {r['role']}; after reassigning "
-                         "its objects (reassign owned by … to postgres; drop owned by …;)"
-                         if r["superuser"] else
-                         f"revoke {', '.join(r['member_of_superusers'])} from {r['role']};"
-                         if r["member_of_superusers"] else f"alter role {r['role']} nobypassrls;"),
+            remediation=_unprivilege(r, role),
             data=r,
         ))
     return out or [ok(check, "only the expected roles are privileged: " + ", ".join(expected))]
+
+
+def _unprivilege(r, role: str) -> str:
+    """Statements taking every privilege the check saw away from the role (or dropping it)."""
+    attributes = [a for a, held in (("nosuperuser", r["superuser"]), ("nobypassrls", r["bypassrls"])) if held]
+    out = [f"alter role {role} {' '.join(attributes)};"] if attributes else []
+    if r["member_of_superusers"]:
+        out.append(f"revoke {', '.join(map(quote_ident, r['member_of_superusers']))} from {role};")
+    out.append(f"-- or, if nobody needs it, in each database: reassign owned by {role} to postgres; "
+               f"drop owned by {role}; then drop role {role};")
+    return "\n".join(out)
 
 
 def _definer(check, rows, t, ctx):
@@ -164,8 +193,8 @@ def _anon(check, rows, t, ctx):
             check, severity, f"anon holds {privileges} on {r['name']}", object=r["name"], value=privileges,
             detail=f"{r['kind']}; {why}.",
             remediation=f"revoke all on {r['name']} from anon;"
-                        + "".join(f"\ndrop policy {p.split(' ', 1)[0]} on {r['name']};" for p in r["anon_policies"])
-                        + "\nIf logged-out access is intended, expose only the needed columns through a "
+                        + "".join(f"\ndrop policy {quote_ident(p)} on {r['name']};" for p in r["anon_policy_names"])
+                        + "\n-- If logged-out access is intended, expose only the needed columns through a "
                           "security_invoker view and suppress this key in params.",
             data=r,
         ))
@@ -175,19 +204,20 @@ def _anon(check, rows, t, ctx):
 def _missing_fk(check, rows, t, ctx):
     out = []
     for r in rows:
-        constraint = f"{r['table']}_{r['column']}_fkey"
-        index = "" if r["indexed"] else (f"\n  create index concurrently {r['table']}_{r['column']}_idx "
-                                         f"on {r['schema']}.{r['table']} ({r['column']});")
+        table, column = qualified(r["schema"], r["table"]), quote_ident(r["column"])
+        constraint = quote_ident(f"{r['table']}_{r['column']}_fkey")
+        index = "" if r["indexed"] else (f"\n  create index concurrently {quote_ident(r['table'] + '_' + r['column'] + '_idx')} "
+                                         f"on {table} ({column});")
         out.append(finding(
             check, Severity.WARNING,
-            f"{r['name']} looks like a reference to {r['referenced_table']}({r['referenced_column']}) but has no "
+            f"{r['name']} looks like a reference to {r['referenced_table']}({quote_ident(r['referenced_column'])}) but has no "
             "foreign key", object=r["name"], value=r["referenced_table"],
             detail=f"{r['evidence']}. Without the constraint nothing stops rows pointing at deleted parents "
                    "(see orphaned_rows).",
-            remediation="Clean up orphans first (orphaned_rows), then add it without a long lock:\n"
-                        f"  alter table {r['schema']}.{r['table']} add constraint {constraint} foreign key ({r['column']})\n"
-                        f"    references {r['referenced_table']} ({r['referenced_column']}) not valid;\n"
-                        f"  alter table {r['schema']}.{r['table']} validate constraint {constraint};" + index,
+            remediation="-- Clean up the orphans first (orphaned_rows), then add it without a long lock:\n"
+                        f"  alter table {table} add constraint {constraint} foreign key ({column})\n"
+                        f"    references {r['referenced_table']} ({quote_ident(r['referenced_column'])}) not valid;\n"
+                        f"  alter table {table} validate constraint {constraint};" + index,
             data=r,
         ))
     return out or [ok(check, f"every *_id column matching a key in {', '.join(t['schemas'])} has its foreign key")]
@@ -204,7 +234,6 @@ register(Check(
     remediation="alter table <table> enable row level security; plus a tenant policy.",
     evaluate=_rls_disabled,
     thresholds={"schemas": API_SCHEMAS},
-    runbook="weekly/security_audit",
 ))
 
 register(Check(

@@ -6,6 +6,7 @@ from pgrunbooks.checks.format import duration, pct, size
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import SkipCheck, fetch, finding, grade, ok
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import quote_ident
 
 GiB = 1024**3
 
@@ -20,7 +21,7 @@ def _database_size(check, rows, t, ctx):
     title = f"database {ctx.database} uses {size(current['bytes'])}"
     if severity is Severity.OK:
         return [ok(check, detail, title=title, value=current["bytes"])]
-    return [finding(check, severity, title, object=ctx.database, value=current["bytes"],
+    return [finding(check, severity, title, object=quote_ident(ctx.database), value=current["bytes"],
                     threshold=t["warning"], detail=detail)]
 
 
@@ -31,7 +32,7 @@ def _schema_sizes(check, rows, t, ctx):
         if severity is Severity.OK:
             continue
         out.append(finding(
-            check, severity, f"schema {r['schema']} uses {size(r['total_bytes'])}", object=r["schema"],
+            check, severity, f"schema {r['schema']} uses {size(r['total_bytes'])}", object=quote_ident(r["schema"]),
             value=r["total_bytes"], threshold=t["warning"],
             detail=f"{r['relations']} relations: heap {size(r['heap_bytes'])}, TOAST {size(r['toast_bytes'])}, "
                    f"indexes {size(r['index_bytes'])}", data=r))
@@ -65,7 +66,7 @@ def _collect_growth(check, ctx, t):
                         "create the guide's monitoring table and record db_size_mb daily (see docs/checks.md)")
     if not guard["readable"]:
         raise SkipCheck(f"role {ctx.current_user} may not read public.db_metrics",
-                        f"grant select on public.db_metrics to {ctx.current_user};")
+                        f"grant select on public.db_metrics to {quote_ident(ctx.current_user)};")
     if guard["rls_active"]:
         raise SkipCheck(f"row level security on public.db_metrics hides its rows from {ctx.current_user}",
                         "run it as a BYPASSRLS role (postgres on Supabase), or add a select policy for this role")
@@ -93,10 +94,10 @@ def _growth(check, rows, t, ctx):
     data = {k: r[k] for k in ("bytes", "previous_bytes", "previous_at", "days_since")}
     if severity is not Severity.OK:
         return [finding(check, severity, f"database grew {pct(change)} since the snapshot {when}",
-                        object=ctx.database, value=round(change, 4), threshold=t["warning"], detail=detail, data=data)]
+                        object=quote_ident(ctx.database), value=round(change, 4), threshold=t["warning"], detail=detail, data=data)]
     if change <= -abs(t["warning"] or 0.1):
         return [finding(check, Severity.INFO, f"database shrank {pct(-change)} since the snapshot {when}",
-                        object=ctx.database, value=round(change, 4), threshold=t["warning"], data=data,
+                        object=quote_ident(ctx.database), value=round(change, 4), threshold=t["warning"], data=data,
                         detail=detail + " (an archive, a VACUUM FULL or a restore; or the snapshot is from "
                                         "another database)", remediation="")]
     return [ok(check, f"{pct(change, 1)} change: {detail}", value=round(change, 4), data=data)]
@@ -109,12 +110,13 @@ register(Check(
     description="Size of the current database (bytes) against thresholds set to your disk; other databases "
                 "are listed.",
     why="A full disk stops every write (and on Supabase switches the project to read-only mode).",
-    remediation="See table_sizes for where the space goes. Archive old calls and SMS (monthly/archive_old_data), "
-                "reclaim bloat (monthly/reindex, VACUUM FULL in a maintenance window), or grow the disk. "
+    remediation="See table_sizes for where the space goes. Archive old calls and SMS (the archive action), "
+                "reclaim bloat (index_bloat, table_bloat: the reindex action, VACUUM FULL in a maintenance window), "
+                "or grow the disk. "
                 "Set the thresholds to ~70%/90% of your disk.",
     evaluate=_database_size,
     thresholds={"warning": 8 * GiB, "critical": 16 * GiB},
-    runbook="monthly/archive_old_data",
+    fixed_by="archive",
 ))
 
 register(Check(
@@ -136,11 +138,11 @@ register(Check(
                 "only when thresholds (bytes) are set.",
     why="Large tables dominate backup, restore and vacuum times; indexes larger than their table often "
         "hide unused or bloated indexes.",
-    remediation="Archive old rows (monthly/archive_old_data); check unused_indexes and index_bloat for the "
+    remediation="Archive old rows (the archive action); check unused_indexes and index_bloat for the "
                 "index share.",
     evaluate=_table_sizes,
     thresholds={"warning": None, "critical": None, "limit": 30},
-    runbook="monthly/archive_old_data",
+    fixed_by="archive",
 ))
 
 register(Check(

@@ -8,6 +8,7 @@ from pgrunbooks.checks.format import duration, one_line, pct
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import Context, finding, grade, ok
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import qualified, quote_ident
 
 STATS = ("pg_read_all_stats",)
 PGSS = ("pg_stat_statements",)
@@ -108,14 +109,16 @@ def _reset_age(check, rows, t, ctx):
     if t["max_dealloc"] is not None and (r["dealloc"] or 0) > t["max_dealloc"]:
         severity = Severity.WARNING
         reasons.append(f"{r['dealloc']:,} evictions: pg_stat_statements.max is too small, entries are lost")
+    reset = qualified(ctx.extension_schema("pg_stat_statements"), "pg_stat_statements_reset")
     remediation = (
-        "Reset after reading the top statements (e.g. weekly, or right after a deploy):\n"
-        "  select extensions.pg_stat_statements_reset();"
+        "-- Reset after reading the top statements (e.g. weekly, or right after a deploy):\n"
+        f"select {reset}();"
         if r["may_reset"]
-        else "Ask an administrator: grant execute on function extensions.pg_stat_statements_reset to <role>;"
+        else f"-- Ask an administrator to let this role reset them:\n"
+             f"grant execute on function {reset} to {quote_ident(ctx.current_user)};"
     )
     if "pg_stat_statements.max" in " ".join(reasons):
-        remediation += "\nRaise pg_stat_statements.max (restart needed; on Supabase: support ticket / custom config)."
+        remediation += "\n-- Raise pg_stat_statements.max (restart needed; on Supabase: support ticket / custom config)."
     return [finding(
         check, severity,
         f"statement statistics cover {duration(r['age_s'])}" + (f" ({'; '.join(reasons)})" if reasons else ""),

@@ -20,19 +20,26 @@ from psycopg import sql
 from pgrunbooks.checks.format import plural
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import SkipCheck, compose, execute, fetch, finding, ok, transaction
-from pgrunbooks.checks.security import API_SCHEMAS
+from pgrunbooks.checks.security import API_SCHEMAS, RECHECK
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import quote_ident
 
 
 def _ident(qualified: str) -> sql.Identifier:
+    """A ``schema.table`` threshold as an identifier (tables found in the catalog use their own
+    schema and name instead)."""
     return sql.Identifier(*qualified.split(".", 1))
+
+
+def _table(row) -> sql.Identifier:
+    return sql.Identifier(row["schema"], row["table"])
 
 
 def _collect(check, ctx, t):
     if not _can_set_role(ctx, check, "authenticated"):
         raise SkipCheck(
             f"role {ctx.current_user} cannot SET ROLE authenticated, so it cannot test what the API sees",
-            f"grant authenticated, anon to {ctx.current_user};  -- membership only: nothing is gained until "
+            f"grant authenticated, anon to {quote_ident(ctx.current_user)};  -- membership only: nothing is gained until "
             "a session switches role, and the probes run read-only",
         )
     tables = fetch(ctx, check, check.sql(ctx.server_version), t)
@@ -54,10 +61,10 @@ def _collect(check, ctx, t):
     }
     members = fetch(ctx, check, check.sql(ctx.server_version, "members"), t, identifiers=ids)
     sample_sql = check.sql(ctx.server_version, "sample")
-    tenant_ids = {"tenant_table": _ident(tenant_table["name"]), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
+    tenant_ids = {"tenant_table": _table(tenant_table), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
     for table in tables:
         table.update(leaks=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
-        query = compose(ctx, check, sample_sql, {**tenant_ids, "table": _ident(table["name"]),
+        query = compose(ctx, check, sample_sql, {**tenant_ids, "table": _table(table),
                                                  "pk": sql.Identifier(table["pk_column"]),
                                                  "key": sql.Identifier(table["key_column"])})
         with transaction(ctx, check) as cur:
@@ -79,7 +86,7 @@ def _collect(check, ctx, t):
                 foreign = [pk for pk, tenant in table["sample"] if tenant not in own]
                 if not foreign:
                     continue
-                query = compose(ctx, check, probe, {"table": _ident(table["name"]), "pk": sql.Identifier(table["pk_column"])})
+                query = compose(ctx, check, probe, {"table": _table(table), "pk": sql.Identifier(table["pk_column"])})
                 with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
                     cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
                     # The probe fetches a few hundred rows by primary key. On small tables
@@ -130,17 +137,21 @@ def _can_set_role(ctx, check, role: str) -> bool:
     return ctx.cache[key]
 
 
-def _culprits(policies: list[str], rls_enabled: bool) -> str:
+def _culprits(policies: list[str], open_policies: list[str], rls_enabled: bool) -> str:
+    """What lets a role see the rows: RLS off, else its permissive policies (``name: using``),
+    naming first those that are simply true."""
     if not rls_enabled:
         return "row level security is disabled on it"
     if not policies:
         return "no SELECT policy applies, yet rows are visible (owner or BYPASSRLS?)"
-    suspicious = [p for p in policies if p.split(": ", 1)[-1].strip().lower() == "true"]
-    named = suspicious or policies
-    label = "policy" if len(named) == 1 else "policies"
-    return (f"{label} {', '.join(p.split(':', 1)[0] for p in named)} "
-            + ("(using true) " if suspicious else "")
-            + "— permissive policies are OR-ed: " + "; ".join(policies))
+    if not open_policies:
+        return f"{_policies(policies)} {'; '.join(policies)} (permissive policies are OR-ed)"
+    return (f"{_policies(open_policies)} {', '.join(map(quote_ident, open_policies))} (using true) "
+            "— permissive policies are OR-ed: " + "; ".join(policies))
+
+
+def _policies(names: list[str]) -> str:
+    return "policy" if len(names) == 1 else "policies"
 
 
 def _evaluate(check, rows, t, ctx):
@@ -153,26 +164,27 @@ def _evaluate(check, rows, t, ctx):
             problems.append(
                 f"{plural(len(r['leaks']), 'member')} of {r['probed_members']} tested see other organizations' rows "
                 f"(user {worst['user_id']}, member of {len(worst['tenants'])} orgs, sees {worst['leaked']} of "
-                f"{worst['probed']} sampled foreign rows) through {_culprits(r['authenticated_policies'], r['rls_enabled'])}")
+                f"{worst['probed']} sampled foreign rows) through {_culprits(r['authenticated_policies'], r['authenticated_open_policies'], r['rls_enabled'])}")
         if r["anon_leaked"]:
             problems.append(
                 f"logged-out visitors (anon) see {r['anon_leaked']} of {r['anon_probed']} sampled rows through "
-                f"{_culprits(r['anon_policies'], r['rls_enabled'])}")
+                f"{_culprits(r['anon_policies'], r['anon_open_policies'], r['rls_enabled'])}")
         if not problems:
             continue
         culprit = ""
-        policies = (r["authenticated_policies"] if r["leaks"] else []) + (r["anon_policies"] if r["anon_leaked"] else [])
-        suspicious = [p.split(":", 1)[0] for p in policies if p.split(": ", 1)[-1].strip().lower() == "true"]
+        suspicious = list(dict.fromkeys(quote_ident(name) for name in
+                                        (r["authenticated_open_policies"] if r["leaks"] else [])
+                                        + (r["anon_open_policies"] if r["anon_leaked"] else [])))
         if suspicious:
-            culprit = " (policy " + ", ".join(dict.fromkeys(suspicious)) + ")"
+            culprit = " (policy " + ", ".join(suspicious) + ")"
         elif not r["rls_enabled"]:
             culprit = " (RLS disabled)"
         remediation = (
-            "".join(f"drop policy {name} on {r['name']};\n" for name in dict.fromkeys(suspicious))
+            "".join(f"drop policy {name} on {r['name']};\n" for name in suspicious)
             + ("" if r["rls_enabled"] else f"alter table {r['name']} enable row level security;\n")
-            + "Every SELECT policy for authenticated must restrict to the member's organizations:\n"
-            + f"  using ({r['key_column']} in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
-            + "Then run weekly/security_audit again."
+            + "-- Every SELECT policy for authenticated must restrict to the member's organizations:\n"
+            + f"--   using ({quote_ident(r['key_column'])} in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
+            + RECHECK
         )
         out.append(finding(
             check, Severity.CRITICAL, f"{r['name']} leaks rows across tenants{culprit}", object=r["name"],

@@ -15,7 +15,7 @@ import time
 from pgrunbooks.findings import Severity, at_or_above, severity_counts, worst
 from pgrunbooks.redact import redact
 
-from pgrunbooks.runner import DEFAULT_FAIL_ON, parse_fail_on  # the same default and parsing as `pgrunbooks run`
+from pgrunbooks.engine.run import DEFAULT_FAIL_ON, parse_fail_on  # the same default and parsing as `pgrunbooks run`
 
 
 def register(sub) -> None:
@@ -131,7 +131,7 @@ def _print_list(selected, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps([
             {"id": c.id, "category": c.category, "title": c.title, "description": c.description,
-             "requirements": c.requirements, "thresholds": dict(c.thresholds), "runbook": c.runbook}
+             "requirements": c.requirements, "thresholds": dict(c.thresholds), "fixed_by": c.fixed_by}
             for c in selected
         ], indent=2, default=str) + "\n")
         return

@@ -1,4 +1,4 @@
-"""``pgrunbooks list | run | suite`` (the runbook engine)."""
+"""``pgrunbooks list | run | suite``: the command line over :mod:`pgrunbooks.engine`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import logging
 import sys
 from pathlib import Path
 
-from pgrunbooks import runner
+from pgrunbooks import paths
+from pgrunbooks.commands.console import runbook_table, summary_table
+from pgrunbooks.engine import params
+from pgrunbooks.engine.artifacts import new_run_dir
+from pgrunbooks.engine.catalog import discover, find_runbook
+from pgrunbooks.engine.prepare import prepare
+from pgrunbooks.engine.results import DEFAULT_CELL_TIMEOUT_S, DEFAULT_TIMEOUT_S, Options
+from pgrunbooks.engine.run import DEFAULT_FAIL_ON, default_jobs, exit_code, parse_fail_on, run_all
+from pgrunbooks.engine.suites import load_suite, prepare_suite
 from pgrunbooks.errors import UsageError
 from pgrunbooks.redact import redact
 
@@ -62,11 +70,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="where to connect: local, local:DB, env:VAR, service:NAME (overrides params)")
     p.add_argument("--out", default="reports", help="reports directory (default: reports)")
     p.add_argument("--show-code", action="store_true", help="show code cells in the HTML report")
-    p.add_argument("--fail-on", default=runner.DEFAULT_FAIL_ON, help=FAIL_ON_HELP)
-    p.add_argument("--timeout", type=float, default=runner.DEFAULT_TIMEOUT_S,
-                   help=f"seconds a runbook may run in total (default {runner.DEFAULT_TIMEOUT_S})")
-    p.add_argument("--cell-timeout", type=float, default=runner.DEFAULT_CELL_TIMEOUT_S,
-                   help=f"seconds one cell may run (default {runner.DEFAULT_CELL_TIMEOUT_S})")
+    p.add_argument("--fail-on", default=DEFAULT_FAIL_ON, help=FAIL_ON_HELP)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds a runbook may run in total (default {DEFAULT_TIMEOUT_S})")
+    p.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT_S,
+                   help=f"seconds one cell may run (default {DEFAULT_CELL_TIMEOUT_S})")
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -76,14 +84,15 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def _options(args) -> runner.Options:
+def _options(args) -> Options:
+    """The run's one :class:`~pgrunbooks.engine.results.Options`, from the command line."""
     if args.timeout <= 0 or args.cell_timeout <= 0:
         raise UsageError("--timeout and --cell-timeout must be positive")
-    return runner.Options(show_code=args.show_code, timeout=args.timeout, cell_timeout=min(args.cell_timeout, args.timeout))
+    return Options(show_code=args.show_code, timeout=args.timeout, cell_timeout=min(args.cell_timeout, args.timeout))
 
 
 def _list(args) -> int:
-    runbooks = runner.discover()
+    runbooks = discover()
     if args.group:
         runbooks = [r for r in runbooks if r.group == args.group or r.name.startswith(args.group + "/")]
     if args.json:
@@ -93,57 +102,49 @@ def _list(args) -> int:
         ], indent=2))
         return 0
     if not runbooks:
-        print(f"no runbooks under {runner.runbooks_dir()}")
+        print(f"no runbooks under {paths.runbooks_dir()}")
         return 0
-    rows = [(r.group, r.name, "yes" if r.mutates else "no", r.title, r.purpose) for r in runbooks]
-    header = ("group", "runbook", "mutates", "title", "purpose")
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)][:4]
-    for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + str(row[4]))
+    print(runbook_table(runbooks))
     return 0
 
 
 def _run(args) -> int:
     _quiet_libraries(args.verbose)
-    fail_on = runner.parse_fail_on(args.fail_on)
+    fail_on = parse_fail_on(args.fail_on)
     options = _options(args)
-    runbook = runner.find_runbook(args.name)
-    from pgrunbooks import params
-
+    runbook = find_runbook(args.name)
     values, raw = params.merge(args.files, args.assignments)
-    prepared = runner.prepare(runbook, values, raw=raw, target=args.target)
-    run_dir = runner.new_run_dir(args.out)
+    prepared = prepare(runbook, values, raw=raw, target=args.target)
+    run_dir = new_run_dir(args.out)
     print(redact(f"running {runbook.name}" + (f" on {prepared.target}" if prepared.target else "") + " …"), file=sys.stderr)
-    results = runner.run_all([prepared], run_dir, options, jobs=1, title=f"pgrunbooks run {runbook.name}")
+    results = run_all([prepared], run_dir, options, jobs=1, title=f"pgrunbooks run {runbook.name}")
     return _finish(results, run_dir, fail_on)
 
 
 def _suite(args) -> int:
     _quiet_libraries(args.verbose)
-    fail_on = runner.parse_fail_on(args.fail_on)
+    fail_on = parse_fail_on(args.fail_on)
     options = _options(args)
-    jobs = args.jobs if args.jobs is not None else runner.default_jobs()
+    jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    suite = runner.load_suite(args.suite)
-    from pgrunbooks import params
-
+    suite = load_suite(args.suite)
     extra, raw = params.merge(args.files, args.assignments)
-    prepared = runner.prepare_suite(suite, extra=extra, raw=raw, target=args.target)
-    run_dir = runner.new_run_dir(args.out)
+    prepared = prepare_suite(suite, extra=extra, raw=raw, target=args.target)
+    run_dir = new_run_dir(args.out)
     targets = sorted({p.target for p in prepared if p.target})
     print(
         redact(f"suite {suite.name}: {len(prepared)} runbook(s), {min(jobs, max(1, len(prepared)))} at a time"
                + (f", target {', '.join(targets)}" if targets else "")),
         file=sys.stderr,
     )
-    results = runner.run_all(prepared, run_dir, options, jobs=jobs, title=f"pgrunbooks suite {suite.name}", progress=True)
+    results = run_all(prepared, run_dir, options, jobs=jobs, title=f"pgrunbooks suite {suite.name}", progress=True)
     return _finish(results, run_dir, fail_on)
 
 
 def _finish(results, run_dir: Path, fail_on: str) -> int:
-    table = runner.summary_table(results, run_dir)
+    table = summary_table(results, run_dir)
     print(table)
-    code = runner.exit_code(results, fail_on)
+    code = exit_code(results, fail_on)
     (run_dir / "run.log").write_text(table + f"\nexit code: {code} (fail-on {fail_on})\n", encoding="utf-8")
     return code

@@ -76,7 +76,9 @@ def seed(
     *conn*: psycopg 3 connection, autocommit, as a superuser to a fresh empty
     database. *faults*: ``"all"`` (database and cluster faults), ``"none"``,
     ``"a,b"`` or a list of names. Cluster faults (``extra_superuser``) change
-    the whole cluster; undo them with :func:`revert_faults`.
+    the whole cluster: one that *faults* does not name is reverted, so the
+    cluster holds exactly the faults asked for (``"none"`` after ``"all"`` is
+    clean again).
     """
     started = time.monotonic()
     names = parse_faults(faults)  # fail on a bad name before touching anything
@@ -84,6 +86,8 @@ def seed(
     counts = load_data(conn, scale=scale, anchor=anchor, progress=progress)
     step = time.monotonic()
     applied = apply_faults(conn, names)
+    # An earlier seed's cluster fault is seen by this database too: remove it unless asked for.
+    revert_faults(conn, [name for name in CLUSTER_FAULTS if name not in applied])
     if progress is not None and applied:
         progress("faults", len(applied), time.monotonic() - step)
     step = time.monotonic()

@@ -17,6 +17,8 @@ from typing import Iterable, Optional
 import psycopg
 from psycopg import sql
 
+from pgrunbooks.names import qualified
+
 from . import faults as _faults
 from .schema import ensure_autocommit
 
@@ -61,7 +63,7 @@ def _planted(conn: psycopg.Connection, names: Iterable[str]) -> set[str]:
     ).fetchone()[0]:
         found.add("never_analyzed")
     if conn.execute(
-        "select to_regclass(%s) is not null", ("public." + _faults.UNUSED_INDEX,)
+        "select to_regclass(%s) is not null", (qualified("public", _faults.UNUSED_INDEX),)
     ).fetchone()[0]:
         found.add("unused_index")
     return found
@@ -86,7 +88,7 @@ def _user_tables(conn: psycopg.Connection) -> list[tuple[str, str, bool]]:
 def _reload_staging(conn: psycopg.Connection) -> None:
     """The nightly import job reloads the staging table: same rows, and the
     table's live-row count shows in pg_stat even in a fresh clone."""
-    table = sql.Identifier(*_faults.NEVER_ANALYZED_TABLE.split("."))
+    table = sql.Identifier(*_faults.NEVER_ANALYZED)
     with conn.transaction():
         conn.execute(
             sql.SQL("create temporary table _staging on commit drop as select * from {}").format(table)
@@ -221,11 +223,10 @@ def settle(conn: psycopg.Connection, faults: Optional[Iterable[str] | str] = ())
     # dead-tuple counts of its own backend from what it reports.
     conn.execute("select pg_stat_force_next_flush()")
 
-    never_analyzed = _faults.NEVER_ANALYZED_TABLE if "never_analyzed" in planted else None
+    never_analyzed = _faults.NEVER_ANALYZED if "never_analyzed" in planted else None
     vacuum, analyze_only = [], []
     for schema, table, autovacuum in _user_tables(conn):
-        name = f"{schema}.{table}"
-        if name == never_analyzed:
+        if (schema, table) == never_analyzed:
             continue
         (vacuum if autovacuum else analyze_only).append(sql.Identifier(schema, table))
     if vacuum:

@@ -9,7 +9,7 @@ with anon as (
 )
 select n.nspname::text as schema,
        c.relname::text as table,
-       n.nspname || '.' || c.relname as name,
+       pg_catalog.format('%%I.%%I', n.nspname, c.relname) as name,
        case c.relkind when 'r' then 'table' when 'p' then 'table' when 'v' then 'view'
                       when 'm' then 'materialized view' when 'f' then 'foreign table' end as kind,
        array_remove(array[
@@ -22,15 +22,23 @@ select n.nspname::text as schema,
        c.relrowsecurity as rls_enabled,
        coalesce('security_invoker=true' = any (c.reloptions) or 'security_invoker=on' = any (c.reloptions), false)
          as security_invoker,
-       array(select p.polname::text || ' (' || case p.polcmd when 'r' then 'select' when 'a' then 'insert'
-                    when 'w' then 'update' when 'd' then 'delete' else 'all' end || ': '
-                    || coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '') || ')'
-             from pg_catalog.pg_policy p
-             where p.polrelid = c.oid and p.polpermissive and (0 = any (p.polroles) or anon.oid = any (p.polroles))
-             order by 1) as anon_policies
+       coalesce(ap.names, '{}') as anon_policy_names,
+       coalesce(ap.described, '{}') as anon_policies
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 cross join anon
+left join lateral (
+  -- the permissive policies that apply to anon: their names, and each as "name (command: expression)"
+  select array_agg(p.polname::text order by p.polname) as names,
+         array_agg(pg_catalog.format('%%I (%%s: %%s)', p.polname,
+                                     case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
+                                                   when 'd' then 'delete' else 'all' end,
+                                     coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                                              pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''))
+                   order by p.polname) as described
+  from pg_catalog.pg_policy p
+  where p.polrelid = c.oid and p.polpermissive and (0 = any (p.polroles) or anon.oid = any (p.polroles))
+) ap on true
 where c.relkind in ('r', 'p', 'v', 'm', 'f')
   and n.nspname = any (%(schemas)s::text[])
   and anon.oid is not null

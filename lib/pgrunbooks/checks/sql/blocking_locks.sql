@@ -3,7 +3,8 @@
 -- Privileges: pg_read_all_stats (pg_monitor) to see other roles' queries.
 -- Caveats: pg_blocking_pids() takes the lock manager's partition locks briefly; it is called only for
 --   sessions waiting on a heavyweight lock. A blocking pid of 0 is a prepared transaction.
---   The wait starts at pg_locks.waitstart (14+), else at the state change.
+--   The wait starts at pg_locks.waitstart (14+), else at the state change. Relations print as regclass,
+--   schema-qualified and quoted because checks run with search_path = pg_catalog.
 with waiting as (
   select a.pid, unnest(pg_catalog.pg_blocking_pids(a.pid)) as blocking_pid
   from pg_catalog.pg_stat_activity a

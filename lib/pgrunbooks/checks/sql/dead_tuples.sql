@@ -5,7 +5,7 @@
 --   it (pg_stat_reset, crash recovery); a fresh clone of a database starts at zero.
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.relname) as name,
        s.n_live_tup,
        s.n_dead_tup,
        (s.n_dead_tup::float8 / nullif(s.n_live_tup + s.n_dead_tup, 0)) as dead_ratio,

@@ -26,8 +26,8 @@ with idx as (
 )
 select a.nspname::text as schema,
        a.table_name::text as table,
-       a.nspname || '.' || a.relname as name,
-       b.nspname || '.' || b.relname as covered_by,
+       pg_catalog.format('%%I.%%I', a.nspname, a.relname) as name,
+       pg_catalog.format('%%I.%%I', b.nspname, b.relname) as covered_by,
        a.nkeys = b.nkeys and a.cols = b.cols as identical,
        pg_catalog.pg_get_indexdef(a.indexrelid) as definition,
        pg_catalog.pg_get_indexdef(b.indexrelid) as covering_definition,

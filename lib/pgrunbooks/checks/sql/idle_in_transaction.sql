@@ -2,7 +2,8 @@
 --   with what they hold: relation locks, the xmin horizon (which stops vacuum), sessions they block.
 -- Privileges: pg_read_all_stats (pg_monitor) to see other roles' sessions.
 -- Caveats: the duration is now() - state_change (time since the session went idle), not the
---   transaction's age, which is reported too; skips this session and our own.
+--   transaction's age, which is reported too; skips this session and our own. Locked relations print as
+--   regclass, schema-qualified and quoted because checks run with search_path = pg_catalog.
 select a.pid,
        a.usename as username,
        a.application_name as application,

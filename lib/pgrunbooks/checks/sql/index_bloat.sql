@@ -45,7 +45,7 @@ est as (
 select e.oid::bigint as oid,
        e.nspname::text as schema,
        e.table_name::text as table,
-       e.nspname || '.' || e.relname as name,
+       pg_catalog.format('%%I.%%I', e.nspname, e.relname) as name,
        e.relpages::bigint as pages,
        e.relpages::bigint * e.bs as bytes,
        greatest(e.reltuples, 0)::bigint as rows_estimate,

@@ -5,7 +5,7 @@
 --   building pid (pg_stat_progress_create_index).
 select n.nspname::text as schema,
        t.relname::text as table,
-       n.nspname || '.' || ic.relname as name,
+       pg_catalog.format('%%I.%%I', n.nspname, ic.relname) as name,
        i.indisvalid, i.indisready, i.indisunique,
        ic.relpages::bigint * current_setting('block_size')::int as bytes,
        pg_catalog.pg_get_indexdef(i.indexrelid) as definition,

@@ -42,14 +42,14 @@ convention as (
 ),
 candidates as (
   select c.*, k.relid as ref_relid, k.nspname as ref_schema, k.relname as ref_table, k.attname as ref_column,
-         'same-named columns elsewhere reference ' || k.nspname || '.' || k.relname || '(' || k.attname || ')'
+         pg_catalog.format('same-named columns elsewhere reference %%I.%%I(%%I)', k.nspname, k.relname, k.attname)
            as evidence, 1 as rank
   from cols c
   join convention v on v.attname = c.attname
   join keys k on k.relid = v.relid and k.attname = v.ref_attname and k.atttypid = c.atttypid
   union all
   select c.*, k.relid, k.nspname, k.relname, k.attname,
-         'the name points at ' || k.nspname || '.' || k.relname || ' and the types match', 2
+         pg_catalog.format('the name points at %%I.%%I and the types match', k.nspname, k.relname), 2
   from cols c
   join keys k on k.contype = 'p' and k.atttypid = c.atttypid and k.relid <> c.relid
    and k.nspname = c.nspname
@@ -60,9 +60,9 @@ select d.* from (
 select distinct on (c.relid, c.attnum)
        c.nspname::text as schema,
        c.relname::text as table,
-       c.nspname || '.' || c.relname || '.' || c.attname as name,
+       pg_catalog.format('%%I.%%I.%%I', c.nspname, c.relname, c.attname) as name,
        c.attname::text as column,
-       c.ref_schema || '.' || c.ref_table as referenced_table,
+       pg_catalog.format('%%I.%%I', c.ref_schema, c.ref_table) as referenced_table,
        c.ref_column::text as referenced_column,
        c.evidence,
        c.relid::bigint as table_oid,

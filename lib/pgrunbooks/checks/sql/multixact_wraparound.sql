@@ -9,7 +9,7 @@ select d.datname::text as database,
        d.datname = current_database() as current,
        current_setting('autovacuum_multixact_freeze_max_age')::bigint as freeze_max_age,
        case when d.datname = current_database() then
-         array(select n.nspname || '.' || c.relname || ' ' || pg_catalog.mxid_age(c.relminmxid)
+         array(select pg_catalog.format('%%I.%%I', n.nspname, c.relname) || ' ' || pg_catalog.mxid_age(c.relminmxid)
                from pg_catalog.pg_class c
                join pg_catalog.pg_namespace n on n.oid = c.relnamespace
                where c.relkind in ('r', 'm', 't') and c.relminmxid <> '0'

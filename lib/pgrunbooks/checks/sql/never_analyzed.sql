@@ -12,7 +12,7 @@ with locked as (
 )
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.relname) as name,
        s.n_live_tup,
        c.reltuples,
        case when c.oid in (select relation from locked) then null

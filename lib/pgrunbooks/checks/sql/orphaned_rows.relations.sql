@@ -5,7 +5,7 @@
 select r.ord::int as ord,
        n.nspname::text as schema,
        t.relname::text as table,
-       n.nspname || '.' || t.relname || '.' || r.col as name,
+       pg_catalog.format('%%I.%%I.%%I', n.nspname, t.relname, r.col) as name,
        r.col::text as column,
        pn.nspname::text as referenced_schema,
        p.relname::text as referenced_table,

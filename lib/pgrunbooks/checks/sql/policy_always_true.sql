@@ -18,7 +18,7 @@ with p as (
 )
 select p.nspname::text as schema,
        p.relname::text as table,
-       p.nspname || '.' || p.relname || '.' || p.polname as name,
+       pg_catalog.format('%%I.%%I.%%I', p.nspname, p.relname, p.polname) as name,
        p.polname::text as policy,
        case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
                      when 'd' then 'delete' else 'all' end as command,

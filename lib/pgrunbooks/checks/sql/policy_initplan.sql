@@ -25,7 +25,7 @@ r as (
 )
 select r.nspname::text as schema,
        r.relname::text as table,
-       r.nspname || '.' || r.relname || '.' || r.polname as name,
+       pg_catalog.format('%%I.%%I.%%I', r.nspname, r.relname, r.polname) as name,
        r.polname::text as policy,
        case r.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
                      when 'd' then 'delete' else 'all' end as command,

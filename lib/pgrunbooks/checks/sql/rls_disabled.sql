@@ -9,7 +9,7 @@ with api as (
 )
 select n.nspname::text as schema,
        c.relname::text as table,
-       n.nspname || '.' || c.relname as name,
+       pg_catalog.format('%%I.%%I', n.nspname, c.relname) as name,
        c.relkind::text as relkind,
        c.relispartition as is_partition,
        array_remove(array[

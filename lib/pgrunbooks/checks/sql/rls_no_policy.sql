@@ -9,7 +9,7 @@ with api as (
 )
 select n.nspname::text as schema,
        c.relname::text as table,
-       n.nspname || '.' || c.relname as name,
+       pg_catalog.format('%%I.%%I', n.nspname, c.relname) as name,
        c.relforcerowsecurity as forced,
        array_remove(array[
          case when pg_catalog.has_any_column_privilege(api.anon, c.oid, 'select') then 'anon:select' end,

@@ -4,7 +4,8 @@
 -- Privileges: none.
 -- Caveats: such a function runs with its owner's privileges but resolves names on the caller's
 --   search_path: whoever can create an object earlier on that path runs code as the owner. Critical when
---   anon or authenticated may execute it.
+--   anon or authenticated may execute it. The name is the regprocedure text (schema-qualified and quoted
+--   under the checks' search_path = pg_catalog), which alter function accepts as it is.
 with api as (
   select (select r.oid from pg_catalog.pg_roles r where r.rolname = 'anon') as anon,
          (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') as authenticated

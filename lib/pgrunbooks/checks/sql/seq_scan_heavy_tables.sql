@@ -5,7 +5,7 @@
 --   tables are cheaper to scan than to index and are left out.
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.relname) as name,
        s.seq_scan,
        coalesce(s.idx_scan, 0) as idx_scan,
        (s.seq_scan::float8 / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0)) as seq_share,

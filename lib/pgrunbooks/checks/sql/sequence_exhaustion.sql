@@ -6,7 +6,7 @@
 --   used (counted as 0%%).
 select s.schemaname::text as schema,
        s.sequencename::text as sequence,
-       s.schemaname || '.' || s.sequencename as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.sequencename) as name,
        s.data_type::text as data_type,
        s.last_value,
        s.start_value,
@@ -14,6 +14,8 @@ select s.schemaname::text as schema,
        s.max_value,
        s.increment_by,
        col.column_name,
+       col.column_table,
+       col.column_attname,
        col.column_type,
        case col.column_type when 'smallint' then 32767::numeric when 'integer' then 2147483647::numeric
                             else null end as column_max,
@@ -23,10 +25,13 @@ from pg_catalog.pg_sequences s
 join pg_catalog.pg_namespace n on n.nspname = s.schemaname
 join pg_catalog.pg_class c on c.relnamespace = n.oid and c.relname = s.sequencename and c.relkind = 'S'
 left join lateral (
-  select t.relnamespace::regnamespace::text || '.' || t.relname || '.' || a.attname as column_name,
+  select pg_catalog.format('%%I.%%I.%%I', tn.nspname, t.relname, a.attname) as column_name,
+         pg_catalog.format('%%I.%%I', tn.nspname, t.relname) as column_table,
+         a.attname::text as column_attname,
          pg_catalog.format_type(a.atttypid, null) as column_type
   from pg_catalog.pg_depend d
   join pg_catalog.pg_class t on t.oid = d.refobjid
+  join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace
   join pg_catalog.pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
   where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid
     and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype in ('a', 'i')

@@ -4,7 +4,7 @@
 -- Caveats: never-analyzed tables are the never_analyzed check's; reltuples is the planner's estimate.
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.relname) as name,
        s.n_live_tup,
        greatest(c.reltuples, 0)::bigint as rows_estimate,
        s.n_mod_since_analyze,

@@ -38,7 +38,7 @@ sized as (
 )
 select s.nspname::text as schema,
        s.relname::text as table,
-       s.nspname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.nspname, s.relname) as name,
        case s.relkind when 'm' then 'materialized view' else 'table' end as kind,
        s.reltuples::bigint as rows_estimate,
        s.heap_bytes,

@@ -30,7 +30,7 @@ tables as (
 )
 select t.nspname::text as schema,
        t.relname::text as table,
-       t.nspname || '.' || t.relname as name,
+       pg_catalog.format('%%I.%%I', t.nspname, t.relname) as name,
        case when t.is_tenant_table then t.pk_column else %(tenant_column)s end::text as key_column,
        t.pk_column::text as pk_column,
        t.is_tenant_table,
@@ -38,17 +38,29 @@ select t.nspname::text as schema,
        pg_catalog.has_table_privilege(t.oid, 'select') and not pg_catalog.row_security_active(t.oid) as sampleable,
        coalesce(pg_catalog.has_any_column_privilege(api.authenticated, t.oid, 'select'), false) as authenticated_select,
        coalesce(pg_catalog.has_any_column_privilege(api.anon, t.oid, 'select'), false) as anon_select,
-       array(select p.polname::text || ': ' || coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true')
-             from pg_catalog.pg_policy p
-             where p.polrelid = t.oid and p.polpermissive and p.polcmd in ('r', '*')
-               and (0 = any (p.polroles) or api.authenticated = any (p.polroles))
-             order by 1) as authenticated_policies,
-       array(select p.polname::text || ': ' || coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true')
-             from pg_catalog.pg_policy p
-             where p.polrelid = t.oid and p.polpermissive and p.polcmd in ('r', '*')
-               and (0 = any (p.polroles) or api.anon = any (p.polroles))
-             order by 1) as anon_policies
+       pol.authenticated_policies,
+       pol.authenticated_open_policies,
+       pol.anon_policies,
+       pol.anon_open_policies
 from tables t
 cross join api
+cross join lateral (
+  -- the permissive SELECT policies that apply to each API role, each as "name: using", and the names of
+  -- those that are simply true
+  select coalesce(array_agg(q.described order by q.polname) filter (where q.authenticated), '{}') as authenticated_policies,
+         coalesce(array_agg(q.polname::text order by q.polname) filter (where q.authenticated and q.open), '{}')
+           as authenticated_open_policies,
+         coalesce(array_agg(q.described order by q.polname) filter (where q.anon), '{}') as anon_policies,
+         coalesce(array_agg(q.polname::text order by q.polname) filter (where q.anon and q.open), '{}')
+           as anon_open_policies
+  from (select p.polname,
+               pg_catalog.format('%%I: %%s', p.polname, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true'))
+                 as described,
+               lower(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true')) = 'true' as open,
+               coalesce(0 = any (p.polroles) or api.authenticated = any (p.polroles), false) as authenticated,
+               coalesce(0 = any (p.polroles) or api.anon = any (p.polroles), false) as anon
+        from pg_catalog.pg_policy p
+        where p.polrelid = t.oid and p.polpermissive and p.polcmd in ('r', '*')) q
+) pol
 where t.pk_column is not null
 order by name

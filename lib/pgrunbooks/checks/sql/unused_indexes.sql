@@ -13,12 +13,12 @@ with locked as (
 )
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.indexrelname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.indexrelname) as name,
        s.idx_scan,
        case when i.indexrelid in (select relation from locked) or i.indrelid in (select relation from locked)
             then ic.relpages::bigint * current_setting('block_size')::int
             else pg_catalog.pg_relation_size(i.indexrelid) end as bytes,
-       null::timestamptz as last_idx_scan,
+       {last_idx_scan} as last_idx_scan,  -- a fragment (PostgreSQL 16+), null before
        (select d.stats_reset from pg_catalog.pg_stat_database d where d.datname = current_database()) as stats_reset,
        pg_catalog.pg_get_indexdef(i.indexrelid) as definition
 from pg_catalog.pg_stat_user_indexes s

@@ -5,7 +5,7 @@
 --   tables with autovacuum_enabled = false are called out because nothing will ever vacuum them.
 select s.schemaname::text as schema,
        s.relname::text as table,
-       s.schemaname || '.' || s.relname as name,
+       pg_catalog.format('%%I.%%I', s.schemaname, s.relname) as name,
        s.n_live_tup,
        s.n_dead_tup,
        s.n_ins_since_vacuum,

@@ -1,0 +1,2 @@
+-- unused_indexes, PostgreSQL 16+: when the index was last scanned.
+s.last_idx_scan

@@ -1,0 +1,61 @@
+"""What ``pgrunbooks list``, ``run`` and ``suite`` print: plain-text tables for a terminal or a log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from pgrunbooks.engine.catalog import Runbook
+from pgrunbooks.engine.html import counts_text, sum_counts
+from pgrunbooks.engine.results import OK, RunResult
+from pgrunbooks.redact import redact
+
+_COLUMNS = [("critical", "crit"), ("error", "err"), ("warning", "warn"), ("info", "info"), ("skipped", "skip"), ("ok", "ok")]
+
+
+def runbook_table(runbooks: Sequence[Runbook]) -> str:
+    """``pgrunbooks list``: group, runbook, mutates, title, purpose (the last column unpadded)."""
+    rows = [(r.group, r.name, "yes" if r.mutates else "no", r.title, r.purpose) for r in runbooks]
+    header = ("group", "runbook", "mutates", "title", "purpose")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)][:4]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + str(row[4]) for row in [header, *rows])
+
+
+def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | None = None) -> str:
+    """The console table after a run: runbook, status, counts per severity, report path;
+    then each failure with its hint, the totals and where the index is."""
+    cwd = cwd or Path.cwd()
+
+    def shown(p: Path | None) -> str:
+        if p is None:
+            return "-"
+        try:
+            rel = os.path.relpath(p, cwd)
+            return rel if not rel.startswith("..") else str(p)
+        except ValueError:
+            return str(p)
+
+    header = ["runbook", "status", *[short for _, short in _COLUMNS], "time", "report"]
+    rows = []
+    for r in results:
+        counts = r.counts
+        rows.append([r.name, r.status, *[str(counts.get(sev, 0)) for sev, _ in _COLUMNS], f"{r.seconds:.1f}s", shown(r.html)])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    numeric = set(range(2, 2 + len(_COLUMNS) + 1))
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(str(v).rjust(w) if i in numeric else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+
+    lines = [fmt(header), fmt(["-" * w for w in widths])]
+    lines += [fmt(row) for row in rows]
+    for r in results:
+        if r.error:
+            lines.append(f"{r.name}: FAILED — {r.error.one_line()}")
+            hint = r.error.hint()
+            if hint:
+                lines.append(f"  {hint}")
+    failed = sum(r.status != OK for r in results)
+    lines.append(f"findings: {counts_text(sum_counts(r.counts for r in results))}; {len(results)} runbook(s), {failed} failed")
+    lines.append(f"reports:  {shown(run_dir / 'index.html')}")
+    return redact("\n".join(lines))

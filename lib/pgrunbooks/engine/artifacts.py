@@ -1,0 +1,158 @@
+"""A run's files: per runbook ``<stem>.ipynb``, ``<stem>.html``, ``<stem>.findings.json`` (and
+``<stem>.log`` when the kernel said something), per run ``index.html`` and ``summary.json``,
+all under ``<out>/<UTC timestamp>/`` and every secret redacted.
+
+The findings are the ones the notebook recorded (display outputs of type
+:data:`~pgrunbooks.findings.FINDINGS_MIME`), minus the suppressed ones.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from pgrunbooks.engine import html as report
+from pgrunbooks.engine.execute import Executed
+from pgrunbooks.engine.results import FAILED, OK, RunResult
+from pgrunbooks.errors import PgRunbooksError, UsageError
+from pgrunbooks.findings import FINDINGS_MIME, Finding, suppress
+
+
+def new_run_dir(out: Path | str) -> Path:
+    """``<out>/<UTC timestamp>`` (``-2``, ``-3``… when that second is taken)."""
+    out = Path(out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        candidate = out / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise UsageError(f"cannot create a run directory under {out}")
+
+
+def collect_findings(nb) -> list[Finding]:
+    """Every finding recorded in the executed notebook (all ``record()`` calls, in order,
+    identical duplicates dropped)."""
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for cell in nb.cells if nb is not None else ():
+        for output in cell.get("outputs", []) or []:
+            payload = (output.get("data") or {}).get(FINDINGS_MIME)
+            if isinstance(payload, str):
+                try:
+                    payload = json.loads(payload)
+                except ValueError:
+                    continue
+            if payload is None:
+                continue
+            for item in payload if isinstance(payload, list) else [payload]:
+                if not isinstance(item, dict):
+                    continue
+                key = json.dumps(item, sort_keys=True, default=str)
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    found.append(Finding.from_dict(item))
+                except (TypeError, PgRunbooksError):
+                    continue
+    return found
+
+
+def write(executed: Executed, run_dir: Path, *, show_code: bool = False) -> RunResult:
+    """The runbook's result, its files written: the redacted notebook, the HTML report
+    (code cells shown only with ``show_code``), the kernel's log, the findings JSON."""
+    import nbformat
+
+    result = _result(executed)
+    stem = executed.prepared.stem or executed.prepared.runbook.stem
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clean = nbformat.from_dict(report.redact_tree(executed.nb))
+    result.ipynb = run_dir / f"{stem}.ipynb"
+    nbformat.write(clean, str(result.ipynb))
+    result.html = run_dir / f"{stem}.html"
+    result.html.write_text(_html(result, clean, executed.started_at, show_code), encoding="utf-8")
+    if executed.kernel_text:
+        result.log = run_dir / f"{stem}.log"
+        result.log.write_text(executed.kernel_text + "\n", encoding="utf-8")
+    result.findings_json = run_dir / f"{stem}.findings.json"
+    document = result.to_dict(relative_to=run_dir)
+    document["started_at"] = executed.started_at.isoformat()
+    document["findings"] = [f.to_dict() for f in result.findings]
+    _write_json(result.findings_json, document)
+    return result
+
+
+def _result(executed: Executed) -> RunResult:
+    prepared = executed.prepared
+    recorded = collect_findings(executed.nb)
+    findings = suppress(recorded, prepared.suppress) if prepared.suppress else recorded
+    return RunResult(
+        name=prepared.runbook.name,
+        title=prepared.runbook.title,
+        status=FAILED if executed.error else OK,
+        findings=findings,
+        suppressed=len(recorded) - len(findings),
+        error=executed.error,
+        seconds=executed.seconds,
+        parameters=dict(prepared.parameters),
+        target=prepared.target,
+    )
+
+
+def _html(result: RunResult, nb, started_at: _dt.datetime, show_code: bool) -> str:
+    """The report page (redacted by the exporter); a plain one if nbconvert itself breaks."""
+    error = result.error.one_line() if result.error else None
+    meta = {
+        "runbook": result.name,
+        "status": result.status + (f" — {error}" if error else ""),
+        "target": result.target,
+        "started": started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "duration": f"{result.seconds:.1f}s",
+        "suppressed": result.suppressed or None,
+    }
+    try:
+        return report.export_html(
+            nb,
+            findings=result.findings,
+            title=f"{result.name} — {result.title}" if result.title and result.title != result.name else result.name,
+            status=result.status,
+            error=error,
+            show_code=show_code,
+            meta=meta,
+            parameters=result.parameters,
+        )
+    except Exception as exc:  # the report must exist even if conversion breaks
+        return report.fallback_html(result.name, result.findings, result.status, error,
+                                    f"HTML conversion failed: {type(exc).__name__}: {exc}")
+
+
+def write_index(results: Sequence[RunResult], run_dir: Path, *, title: str) -> Path:
+    """The run's ``index.html`` and ``summary.json``."""
+
+    def rel(p: Path | None) -> str | None:
+        return os.path.relpath(p, run_dir) if p else None
+
+    entries = [
+        report.IndexEntry(
+            name=r.name, status=r.status, counts=r.counts, html=rel(r.html), ipynb=rel(r.ipynb),
+            findings=rel(r.findings_json), error=r.error.one_line() if r.error else None,
+            seconds=r.seconds, worst=r.worst.value,
+        )
+        for r in results
+    ]
+    index = run_dir / "index.html"
+    index.write_text(report.index_html(entries, title=title, subtitle=f"run {run_dir.name}"), encoding="utf-8")
+    summary = {"run": run_dir.name, "title": title, "runbooks": [r.to_dict(relative_to=run_dir) for r in results]}
+    _write_json(run_dir / "summary.json", summary)
+    return index
+
+
+def _write_json(path: Path, document: dict) -> None:
+    path.write_text(json.dumps(report.redact_tree(document), indent=2, default=str) + "\n", encoding="utf-8")

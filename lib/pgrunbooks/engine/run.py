@@ -1,0 +1,167 @@
+"""Running several runbooks: bounded parallelism, progress, the run's index, the exit code.
+
+:func:`run_all` executes prepared runbooks ``jobs`` at a time, each on a kernel started while
+the previous ones ran (:class:`~pgrunbooks.engine.kernels.KernelPool`), writes each one's
+files as it finishes and the run's ``index.html`` at the end. Notebook failures are results,
+not exceptions: one failing runbook never stops a suite. :func:`exit_code` maps the results
+to 0/1/2.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pgrunbooks.engine import artifacts
+from pgrunbooks.engine.execute import Executed, run_notebook
+from pgrunbooks.engine.kernels import KernelPool
+from pgrunbooks.engine.prepare import Prepared
+from pgrunbooks.engine.results import FAILED, OK, ErrorInfo, Options, RunResult
+from pgrunbooks.findings import Severity, at_or_above
+from pgrunbooks.redact import redact
+
+DEFAULT_FAIL_ON = "critical"
+
+
+def default_jobs() -> int:
+    """Runbooks at a time when ``--jobs`` is not given: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_all(
+    prepared: Sequence[Prepared],
+    run_dir: Path,
+    options: Options,
+    *,
+    jobs: int = 1,
+    title: str = "pgrunbooks run",
+    progress: bool = False,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Execute ``prepared`` runbooks, at most ``jobs`` at a time; write their files, then
+    ``index.html`` and ``summary.json``. Results come back in the order given, whatever
+    finishes first."""
+    jobs = max(1, min(int(jobs), len(prepared) or 1))
+    results: list[RunResult | None] = [None] * len(prepared)
+    # While the first kernels start this process only waits: import and compile the report
+    # machinery meanwhile. A failure here is not ours to report; the real export will.
+    threading.Thread(target=_warm_up_reports, name="pgrb-report-warm-up", daemon=True).start()
+    bar, on_result = _progress(len(prepared), title, on_result) if progress else (None, on_result)
+    # The next runbooks' kernels start while the current ones run (see pgrunbooks.engine.kernels).
+    pool = KernelPool([p.runbook.path for p in prepared], options.kernel_name, ahead=1)
+
+    def execute_one(i: int) -> Executed | RunResult:
+        try:
+            return run_notebook(prepared[i], options, lambda: pool.take(i))
+        except Exception as exc:  # never let one runbook stop the others
+            return _failed(prepared[i], exc)
+
+    def write_one(i: int, executed: Executed) -> RunResult:
+        try:
+            return artifacts.write(executed, run_dir, show_code=options.show_code)
+        except Exception as exc:
+            return _failed(prepared[i], exc)
+
+    def finished(i: int, result: RunResult) -> None:
+        results[i] = result
+        _tick(bar, result, on_result)
+
+    # Kernels run ``jobs`` at a time; writing the reports (CPU: redaction, nbconvert) happens
+    # on a separate thread, overlapping the next kernel's start instead of delaying it.
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pgrb-run") as runs, \
+                concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgrb-write") as writes:
+            pending = {runs.submit(execute_one, i): i for i in range(len(prepared))}
+            writing: dict[concurrent.futures.Future, int] = {}
+            while pending or writing:
+                done, _ = concurrent.futures.wait(
+                    list(pending) + list(writing), return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    if future in pending:
+                        i = pending.pop(future)
+                        outcome = future.result()
+                        if isinstance(outcome, Executed):
+                            writing[writes.submit(write_one, i, outcome)] = i
+                        else:
+                            finished(i, outcome)
+                    else:
+                        finished(writing.pop(future), future.result())
+    finally:
+        pool.close()
+        if bar is not None:
+            bar.close()
+    done = [r for r in results if r is not None]
+    artifacts.write_index(done, run_dir, title=title)
+    return done
+
+
+def _warm_up_reports() -> None:
+    try:
+        from pgrunbooks.engine import html
+
+        html.warm_up()
+    except Exception:  # noqa: BLE001 - see run_all
+        pass
+
+
+def _failed(prepared: Prepared, exc: BaseException) -> RunResult:
+    """The result of a runbook the engine itself could not run or write."""
+    return RunResult(
+        name=prepared.runbook.name, title=prepared.runbook.title, status=FAILED, findings=[],
+        error=ErrorInfo(type(exc).__name__, redact(str(exc))), parameters=dict(prepared.parameters),
+        target=prepared.target,
+    )
+
+
+def _progress(total: int, title: str, on_result: Callable[[RunResult], None] | None):
+    """A bar on a terminal; on a log file (cron, CI) one plain line per finished runbook.
+    Returns (the bar, the callback to call per result)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, file=sys.stderr, unit="runbook", desc=title, dynamic_ncols=True, disable=None)
+    if not bar.disable:
+        return bar, on_result
+    done_count = [0]
+
+    def print_line(result: RunResult) -> None:
+        done_count[0] += 1
+        line = f"[{done_count[0]}/{total}] {result.name}: {result.status} ({result.seconds:.1f}s)"
+        print(redact(line), file=sys.stderr, flush=True)
+        if on_result is not None:
+            on_result(result)
+
+    return bar, print_line
+
+
+def _tick(bar, result: RunResult, on_result: Callable[[RunResult], None] | None) -> None:
+    if bar is not None and not bar.disable:
+        bar.set_postfix_str(f"{result.name}: {result.status}", refresh=False)
+        bar.update(1)
+    if on_result is not None:
+        on_result(result)
+
+
+def exit_code(results: Sequence[RunResult], fail_on: str = DEFAULT_FAIL_ON) -> int:
+    """2 if any runbook failed, else 1 if any finding is at or above ``fail_on``, else 0."""
+    if any(r.status != OK for r in results):
+        return 2
+    if str(fail_on).lower() == "none":
+        return 0
+    level = Severity.parse(fail_on)
+    return 1 if any(at_or_above(r.findings, level) for r in results) else 0
+
+
+def parse_fail_on(value: str) -> str:
+    """``--fail-on``: a severity name (any case) or ``none``; anything else is bad usage (exit 3)."""
+    value = str(value).strip().lower()
+    if value == "none":
+        return value
+    return Severity.parse(value).value
