@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## demo: start the sandbox, seed it with planted faults, run the daily suite, write HTML reports
+## demo: start the sandbox, seed it with planted faults, run the demo suite (daily + weekly, read-only),
+## and end with the worst findings and the path of the run's index.html
 demo: $(STAMP)
 	$(BIN)/pgrunbooks sandbox start
 	$(BIN)/pgrunbooks sandbox seed --scale 1 --faults all
-	$(BIN)/pgrunbooks suite daily --out $(REPORTS) --fail-on none
-	@echo "open the index.html above in a browser; the planted faults show in: $(BIN)/pgrunbooks suite weekly --out $(REPORTS)"
+	$(BIN)/pgrunbooks suite demo --out $(REPORTS) --fail-on none
+	@echo "look at first: the findings listed above; open the index.html above in a browser for every report"
 
 ## test: the whole test suite against real PostgreSQL 18 (and 15 when installed)
 test: $(STAMP)

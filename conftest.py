@@ -24,6 +24,7 @@ def notebook_sandbox() -> Path:
     """Start and seed the notebooks' sandbox once per test session; returns its home."""
     global _sandbox_home
     if _sandbox_home is None:
+        from pgrunbooks.progress import HEADLESS
         from pgrunbooks.refresh import seed_sandbox
 
         home = Path(tempfile.mkdtemp(prefix="pgrb-nb-"))
@@ -31,6 +32,7 @@ def notebook_sandbox() -> Path:
         seed_sandbox(home)
         _sandbox_home = home
         os.environ["PGRUNBOOKS_HOME"] = str(home)
+        os.environ[HEADLESS] = "1"  # as make notebooks runs them: progress as a final line
     return _sandbox_home
 
 

@@ -41,24 +41,6 @@ def make_runbook_db(pg) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def runbook_db(pg):
-    """A database the fixture runbooks connect to (``public.canary`` holds one row)."""
-    name = make_runbook_db(pg)
-    yield name
-    pg.drop_database(name)
-
-
-@pytest.fixture
-def in_process(first_pg, monkeypatch, tmp_path):
-    """For ``cli.main([...])`` in this process: the first server is ``local``, the fixture
-    notebooks are the runbooks, the working directory is ``tmp_path`` (returned)."""
-    monkeypatch.setenv("PGRUNBOOKS_HOME", str(first_pg.home))
-    monkeypatch.setenv("PGRUNBOOKS_RUNBOOKS", str(FIXTURES))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def cli_env(pg, **extra: str) -> dict[str, str]:
     return pg.env(PGRUNBOOKS_RUNBOOKS=str(FIXTURES), PLOOMBER_STATS_ENABLED="false", COLUMNS="200", **extra)
 
@@ -163,3 +145,44 @@ def undo_statements(text: str) -> list[str]:
     """The statements of the ``-- undo: …;`` comments of a printed remediation."""
     undo = [line.split("-- undo:", 1)[1] for line in text.splitlines() if line.lstrip().startswith("-- undo:")]
     return sql_statements("\n".join(undo))
+
+
+def action_cli(pg, args: list[str], out: Path, audit_log: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``pgrunbooks ARGS --out OUT`` with the real runbooks, ``local`` the test server ``pg``
+    and the audit log at ``audit_log`` (no ``$PGRUNBOOKS_OPERATOR``)."""
+    env = pg.env(
+        PGRUNBOOKS_RUNBOOKS=str(PROJECT / "runbooks"),
+        PGRUNBOOKS_AUDIT_LOG=str(audit_log),
+        PLOOMBER_STATS_ENABLED="false",
+        COLUMNS="200",
+    )
+    env.pop("PGRUNBOOKS_OPERATOR", None)
+    return run_cli([*args, "--out", str(out)], env, cwd=out, timeout=timeout)
+
+
+def runbook_report(out: Path, runbook: str) -> dict:
+    """findings.json, the executed notebook's output texts and the HTML of ``runbook`` in the one run under ``out``."""
+    import json
+
+    stem = runbook.replace("/", "-")
+    folder = run_dir_of(out)
+    nb = json.loads((folder / f"{stem}.ipynb").read_text())
+    texts = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            for value in [output.get("text", "")] + [output.get("data", {}).get(m, "") for m in ("text/markdown", "text/plain")]:
+                texts.append("".join(value) if isinstance(value, list) else value)
+    return {
+        "findings": json.loads((folder / f"{stem}.findings.json").read_text()),
+        "outputs": "\n".join(texts),
+        "html": (folder / f"{stem}.html").read_text(),
+    }
+
+
+def printed_apply_command(outputs: str) -> list[str]:
+    """The apply command a dry run printed (its own line in the outputs), split as a POSIX shell does."""
+    import shlex
+
+    commands = {line.strip() for line in outputs.splitlines() if line.strip().startswith("pgrunbooks run ")}
+    assert len(commands) == 1, f"one apply command expected, found {commands or 'none'} in:\n{outputs[-3000:]}"
+    return shlex.split(commands.pop())

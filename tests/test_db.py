@@ -89,3 +89,33 @@ def test_unreachable_server_fails_within_the_connect_timeout(monkeypatch):
     assert elapsed < 8
     assert "cannot connect to target env:PGRB_SILENT" in str(excinfo.value)
     assert "hush-hush" not in str(excinfo.value)
+    assert f'"127.0.0.1", port {port} failed: timeout expired' in str(excinfo.value)
+
+
+def _cli_connect_error(pg, dsn: str) -> str:
+    from clihelpers import cli_env, run_cli
+
+    out = run_cli(["check", "--target", "env:PGRB_CONNECT_DSN"], cli_env(pg, PGRB_CONNECT_DSN=dsn), cwd=pg.home)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    return out.stderr
+
+
+def test_connection_refused_names_the_reason_host_and_port(pg):
+    from pgrunbooks.sandbox import free_port
+
+    port = free_port()  # nobody listens there
+    err = _cli_connect_error(pg, f"host=127.0.0.1 port={port} dbname=x user=x password=refused-pw")
+    assert f'connection to server at "127.0.0.1", port {port} failed: Connection refused' in err
+    assert "refused-pw" not in err
+
+
+def test_wrong_password_says_authentication_failed_without_the_password(pg):
+    assert pg.sandbox.tcp  # the test server also listens on 127.0.0.1 (scram-sha-256)
+    with pg.connect("postgres") as conn:
+        conn.execute("drop role if exists pw_probe")
+        conn.execute("create role pw_probe login password 'right-pw-123'")
+    err = _cli_connect_error(pg, f"host=127.0.0.1 port={pg.port} dbname=postgres user=pw_probe password=wrong-pw-456")
+    assert f'port {pg.port} failed' in err
+    assert 'password authentication failed for user "pw_probe"' in err
+    assert "wrong-pw-456" not in err and "right-pw-123" not in err

@@ -169,3 +169,35 @@ def test_seed_none_after_all_leaves_a_clean_cluster(pg, tmp_path):
     flagged = [f["key"] for f in findings if f["check_id"] in explained and f["severity"] in ("warning", "critical")]
     assert flagged == []
     assert [f["severity"] for f in findings if f["check_id"] == "privileged_roles"] == ["ok"]
+
+
+def test_port_on_a_running_sandbox_says_a_restart_is_needed(pg, home):
+    started = _cli("sandbox", "start", "--pg-bin", str(pg.sandbox.pg_bin), home=home)
+    assert started.returncode == 0, started.stderr
+    port = free_port()
+    refused = _cli("sandbox", "start", "--port", str(port), home=home)
+    assert refused.returncode == 2
+    assert "already running and has no TCP listener" in refused.stderr
+    assert f"pgrunbooks sandbox stop && pgrunbooks sandbox start --port {port}" in refused.stderr
+    auto = _cli("sandbox", "start", "--port", "auto", home=home)
+    assert auto.returncode == 2 and "needs a restart" in auto.stderr
+    status = _cli("sandbox", "status", home=home)
+    assert "tcp:" not in status.stdout  # nothing claims a listener that does not exist
+    _cli("sandbox", "stop", home=home)
+    listening = _cli("sandbox", "start", "--port", "auto", home=home)
+    assert listening.returncode == 0, listening.stderr
+    tcp_port = int(listening.stdout.split("tcp:        127.0.0.1:")[1].split()[0])
+    socket.create_connection(("127.0.0.1", tcp_port), timeout=5).close()
+    again = _cli("sandbox", "start", "--port", "auto", home=home)  # keeps the listener it has
+    assert again.returncode == 0 and f"tcp:        127.0.0.1:{tcp_port}" in again.stdout
+
+
+def test_psql_passes_its_arguments_to_psql(pg, home):
+    assert _cli("sandbox", "start", "--pg-bin", str(pg.sandbox.pg_bin), home=home).returncode == 0
+    out = _cli("sandbox", "psql", "--user", ADMIN_USER, "--db", "postgres", "-At", "-c", "select 40 + 2", home=home)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "42"
+    after = _cli("sandbox", "psql", "-c", "select current_user", "-At", "--user", ADMIN_USER, "--db", "postgres", home=home)
+    assert after.returncode == 0 and after.stdout.strip() == ADMIN_USER
+    dashed = _cli("sandbox", "psql", "--user", ADMIN_USER, "--db", "postgres", "--", "-At", "-c", "select 7", home=home)
+    assert dashed.returncode == 0 and dashed.stdout.strip() == "7"

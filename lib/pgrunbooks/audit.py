@@ -1,7 +1,8 @@
 """The audit trail of mutating actions: one JSON object per line, appended and fsync'd.
 
-Every :func:`pgrunbooks.actions.apply` writes exactly one record, whatever the outcome
-(``applied``, ``refused``, ``failed``): who ran it (the OS user, or ``operator=``), when
+Every :func:`pgrunbooks.actions.apply` writes exactly one final record, whatever the outcome
+(``applied``, ``refused``, ``failed``), and a plan made to be applied that fails while being made
+writes a ``refused`` one (:func:`pgrunbooks.actions.auditing.refusals_recorded`): who ran it (the OS user, or ``operator=``), when
 (UTC), against which target (redacted: a target never carries a password), from which
 runbook, with which parameters (secret-looking keys dropped, values redacted), the plan's
 summary, what was verified and how long each step took.

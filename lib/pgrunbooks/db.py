@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from pgrunbooks.errors import ConnectError
@@ -27,6 +28,31 @@ DEFAULT_STATEMENT_TIMEOUT = "30s"
 DEFAULT_LOCK_TIMEOUT = "5s"
 
 Query = str | sql.Composable
+
+#: trailing comment on every statement a :class:`Session` sends, so statement checks can leave
+#: pgrunbooks' own work out of the ranking: pg_stat_statements records no application_name,
+#: but keeps trailing comments in its query text (checks add ``/* pgrunbooks:check */`` too).
+QUERY_MARKER = "/* pgrunbooks */"
+#: what the statement checks exclude: both markers start with it.
+QUERY_MARKER_PREFIX = "/* pgrunbooks"
+
+
+def _marked(query: Any) -> Any:
+    if isinstance(query, sql.Composable):
+        return sql.Composed([query, sql.SQL("\n" + QUERY_MARKER)])
+    if isinstance(query, bytes):
+        return query + ("\n" + QUERY_MARKER).encode()
+    return query + "\n" + QUERY_MARKER
+
+
+class MarkedCursor(psycopg.Cursor):
+    """A cursor that appends :data:`QUERY_MARKER` to each statement it executes."""
+
+    def execute(self, query, params=None, **kwargs):
+        return super().execute(_marked(query), params, **kwargs)
+
+    def executemany(self, query, params_seq, **kwargs):
+        return super().executemany(_marked(query), params_seq, **kwargs)
 
 
 @dataclass
@@ -128,13 +154,31 @@ def connect(
     )
     started = time.monotonic()
     try:
-        conn = psycopg.connect(conninfo, autocommit=autocommit)
+        conn = psycopg.connect(conninfo, autocommit=autocommit, cursor_factory=MarkedCursor)
     except psycopg.OperationalError as exc:
         elapsed = time.monotonic() - started
-        reason = redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+        reason = redact(connect_failure_reason(exc, conninfo))
         raise ConnectError(
             f"cannot connect to target {target} after {elapsed:.1f}s: {reason}",
             hint="check that the server is up and reachable, and the role, database and password source (.pgpass, service, env)",
         ) from None
     conn.read_only = read_only
     return Session(conn, target, runbook, read_only, statement_timeout, lock_timeout)
+
+
+def connect_failure_reason(exc: psycopg.OperationalError, conninfo: str) -> str:
+    """libpq's reason with every host and port it tried, on one line.
+
+    libpq reports one line per address tried (``connection to server at "h", port p failed:
+    Connection refused``) followed by tab-indented advice ("Is the server running…"); the
+    advice is dropped (our hint says it), the reasons are kept. psycopg's own connect timeout
+    names no address, so the host and port from ``conninfo`` are added. Callers still redact.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("\t")]
+    text = "; ".join(lines) or type(exc).__name__
+    text = text.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    if "connection to server" not in text:
+        params = conninfo_to_dict(conninfo)
+        host = params.get("host") or params.get("hostaddr") or "the default socket"
+        text = f'connection to server at "{host}", port {params.get("port") or 5432} failed: {text.removeprefix("connection ")}'
+    return text

@@ -165,3 +165,13 @@ class SkippedByServerError(ActionError):
     """The server skipped a maintenance statement (it answered with a warning and did not do the work)."""
 
     default_hint = "run as the table's owner (or with MAINTAIN on PostgreSQL 17+), then re-plan"
+
+
+def exit_code_of(ename: str) -> int | None:
+    """The exit code of the error class named ``ename`` (as a notebook's failing cell names it),
+    or ``None`` when it is not one of ours: a runbook cell that raised a :class:`UsageError`
+    (a name that matches nothing, found at plan time) exits 3 like the same error raised here."""
+    cls = globals().get(ename)
+    if isinstance(cls, type) and issubclass(cls, PgRunbooksError):
+        return cls.exit_code
+    return None

@@ -20,6 +20,18 @@ _secrets: set[str] = set()
 _CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;'\"]+)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)([^@/\s]+)(@)", re.IGNORECASE)
 
+# SQL text (CREATE/ALTER ROLE/USER … [ENCRYPTED] PASSWORD <literal>): every literal form PostgreSQL
+# accepts, dollar-quoted ($$…$$, $tag$…$tag$), escape strings (E'…', backslash escapes), Unicode
+# strings (U&'…') and plain '…' ('' inside), with or without a space after the keyword. A literal
+# cut off by pg_stat_activity's query length is masked to the end of the text.
+_SQL_PASSWORD = re.compile(
+    r"(\bpassword\s*)"
+    r"(?:(?P<dollar>\$(?:[a-z_][a-z0-9_]*)?\$).*?(?:(?P=dollar)|\Z)"
+    r"|e'(?:[^'\\]|\\.|'')*(?:'|\Z)"
+    r"|(?:u&)?'(?:[^']|'')*(?:'|\Z))",
+    re.IGNORECASE | re.DOTALL,
+)
+
 
 def register_secret(secret: str | None) -> None:
     """Remember ``secret`` so that :func:`redact` masks it anywhere it shows up."""
@@ -39,6 +51,12 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def redact_sql(text: str | None) -> str:
+    """:func:`redact` plus the password literal of any role statement in ``text`` (query text shown to people)."""
+    masked = _SQL_PASSWORD.sub(lambda m: f"{m.group(1)}'{MASK}'", text or "")
+    return redact(masked)
 
 
 class RedactingFilter(logging.Filter):

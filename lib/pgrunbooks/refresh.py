@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 
 from pgrunbooks.paths import PACKAGE_DIR, project_root
+from pgrunbooks.progress import HEADLESS
 from pgrunbooks.startup import skip_slow_imports
 
 PROJECT = project_root(PACKAGE_DIR)  # the checkout whose committed notebooks these are
@@ -120,6 +121,7 @@ def _refresh_on_fresh_sandbox(paths: list[Path]) -> list[tuple[Path, str]]:
     try:
         seed_sandbox(home)
         os.environ["PGRUNBOOKS_HOME"] = str(home)  # the kernels' target "local"
+        os.environ[HEADLESS] = "1"  # progress as one final line, as in reports
         return refresh(paths)
     finally:
         if previous is None:

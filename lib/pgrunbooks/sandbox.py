@@ -120,8 +120,12 @@ class Sandbox:
         saved = self._read_config()
         self.pg_bin = Path(pg_bin).resolve() if pg_bin else Path(saved.get("pg_bin") or wheel_bin_dir())
         # ``port`` given: also listen on 127.0.0.1:port. Otherwise keep what init chose.
-        self.tcp = port is not None or saved.get("tcp", False)
-        self.port = int(port or saved.get("port") or DEFAULT_SOCKET_PORT)
+        # A running server keeps the port it was started with until it restarts, so then
+        # ``port``/``tcp`` describe the server and the request is checked by ``start``.
+        self.requested_port = port
+        running = self._postmaster_pid() is not None
+        self.tcp = saved.get("tcp", False) if running else (port is not None or saved.get("tcp", False))
+        self.port = int((None if running else port) or saved.get("port") or DEFAULT_SOCKET_PORT)
         if pg_bin and saved.get("pg_bin") and Path(saved["pg_bin"]) != self.pg_bin and self.initialised:
             raise SandboxError(
                 f"the sandbox in {self.home} was created with {saved['pg_bin']}, not {self.pg_bin}",
@@ -166,6 +170,13 @@ class Sandbox:
         self._check_binaries()
         current = self.status()
         if current.running:
+            if self.requested_port is not None and not (self.tcp and self.port == self.requested_port):
+                listening = f"listens on 127.0.0.1:{self.port}" if self.tcp else "has no TCP listener (unix socket only)"
+                raise SandboxError(
+                    f"the sandbox is already running and {listening}; "
+                    f"listening on 127.0.0.1:{self.requested_port} needs a restart",
+                    hint=f"pgrunbooks sandbox stop && pgrunbooks sandbox start --port {self.requested_port}",
+                )
             return current
         if self.tcp:
             _ensure_port_free(self.port)
@@ -211,6 +222,8 @@ class Sandbox:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.config_file.unlink(missing_ok=True)
+        if self.requested_port is not None:  # stopped now: the new cluster listens where asked
+            self.tcp, self.port = True, self.requested_port
         return self.start()
 
     def status(self) -> SandboxStatus:

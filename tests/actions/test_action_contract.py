@@ -102,3 +102,28 @@ def test_every_check_that_names_its_fix_names_an_action():
 
     fixes = {c.fixed_by for c in REGISTRY.values() if c.fixed_by}
     assert fixes and fixes <= {a.name for a in ACTIONS}, fixes
+
+
+def test_every_action_plan_is_wrapped_so_a_refusal_while_planning_is_audited():
+    for action in ACTIONS:
+        assert getattr(type(action).plan, "__wrapped__", None) is not None, action
+
+
+def test_the_fingerprint_is_stable_and_changes_with_objects_and_parameters(pg, clean_db):
+    with connect(pg.conninfo(clean_db), runbook="contract", read_only=False) as s:
+        one = plan_reindex(s, indexes=["public.calls_created_at_idx"], from_checks=False)
+        again = plan_reindex(s, indexes=["public.calls_created_at_idx"], from_checks=False)
+        other = plan_reindex(s, indexes=["public.sms_messages_created_at_idx"], from_checks=False)
+        slower = plan_reindex(s, indexes=["public.calls_created_at_idx"], from_checks=False, lock_timeout="6s")
+    assert one.fingerprint == again.fingerprint, "same plan, same fingerprint (times and sizes left out)"
+    assert len({one.fingerprint, other.fingerprint, slower.fingerprint}) == 3, "other objects, other parameters"
+    again.rerun = {"target": "local", "indexes": ["public.calls_created_at_idx"]}
+    assert again.fingerprint != one.fingerprint, "the runbook parameters that reproduce it are part of it"
+
+
+def test_verification_marks_are_words_with_a_colour():
+    from pgrunbooks.actions.text import verification_mark
+
+    assert "PASS" in verification_mark(True) and "color:" in verification_mark(True)
+    assert "FAIL" in verification_mark(False) and verification_mark(False) != verification_mark(True)
+    assert not any(ch in verification_mark(ok) for ok in (True, False) for ch in "✅❌")

@@ -12,10 +12,7 @@ paths and run on the first server only (the library tests cover both versions).
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -23,10 +20,8 @@ from pgrunbooks import audit
 from pgrunbooks.actions.checksum import database_checksum
 from pgrunbooks.seed import FAULTS, settle
 from pgrunbooks.seed.runtime import long_running_query
-from clihelpers import run_cli
+from clihelpers import action_cli as cli, printed_apply_command, runbook_report as report
 
-PROJECT = Path(__file__).resolve().parents[2]
-RUNBOOKS = PROJECT / "runbooks"
 ACTION_RUNBOOKS = {
     "weekly/vacuum_analyze": "vacuum_analyze",
     "monthly/archive_old_data": "archive",
@@ -39,41 +34,6 @@ DEAD_TUPLES_TABLE = "public.db_metrics"
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def cli(pg, args: list[str], out: Path, audit_log: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``pgrunbooks …`` in a subprocess whose ``local`` is the test server and whose audit log is ``audit_log``."""
-    env = pg.env(
-        PGRUNBOOKS_RUNBOOKS=str(RUNBOOKS),
-        PGRUNBOOKS_AUDIT_LOG=str(audit_log),
-        PLOOMBER_STATS_ENABLED="false",
-        COLUMNS="200",
-    )
-    env.pop("PGRUNBOOKS_OPERATOR", None)
-    return run_cli([*args, "--out", str(out)], env, cwd=out, timeout=timeout)
-
-
-def run_dir(out: Path) -> Path:
-    dirs = sorted(p for p in out.iterdir() if p.is_dir())
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def report(out: Path, runbook: str) -> dict:
-    """findings.json, the executed notebook's output texts and the HTML of ``runbook`` in the run under ``out``."""
-    stem = runbook.replace("/", "-")
-    folder = run_dir(out)
-    nb = json.loads((folder / f"{stem}.ipynb").read_text())
-    texts = []
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            for value in [output.get("text", "")] + [output.get("data", {}).get(m, "") for m in ("text/markdown", "text/plain")]:
-                texts.append("".join(value) if isinstance(value, list) else value)
-    return {
-        "findings": json.loads((folder / f"{stem}.findings.json").read_text()),
-        "outputs": "\n".join(texts),
-        "html": (folder / f"{stem}.html").read_text(),
-    }
-
-
 def database_state(pg, db: str) -> dict:
     """What any action could change: every row, every relation's storage, index validity, dead tuples."""
     with pg.connect(db) as conn:
@@ -150,7 +110,10 @@ def test_dry_runs_plan_the_planted_faults(dry_suite):
     assert "public.db_metrics" in report(dry_suite["out"], "weekly/vacuum_analyze")["html"]
     archive = report(dry_suite["out"], "monthly/archive_old_data")
     assert archive["findings"]["findings"][0]["value"] > 0, "old calls and SMS to move"
-    assert "-p as_of=" in archive["outputs"], "the dry run says how to apply exactly this plan"
+    # Every planted fault: recordings (no FK) and call_event_log reference old calls, so the plan is
+    # blocked and prints no apply command (the pinned as_of of one: test_apply_command.py)
+    assert "apply would refuse: resolve the blockers" in archive["outputs"]
+    assert "pgrunbooks run monthly/archive_old_data -p" not in archive["outputs"]
     reindex = report(dry_suite["out"], "monthly/reindex")
     assert "recordings_url_key" in reindex["html"] and "duplicate" in reindex["html"]
     # what the rebuild cannot fix is a warning finding, so a scheduled dry run surfaces it
@@ -169,22 +132,26 @@ def test_vacuum_analyze_applied_with_the_right_confirm(first_pg, faults_clone, t
             "select n_dead_tup from pg_stat_user_tables where relid = %s::regclass", (DEAD_TUPLES_TABLE,)
         ).fetchone()[0]
     assert dead_before > 1000, "the planted dead tuples"
-    proc = cli(
-        pg,
-        ["run", "weekly/vacuum_analyze", "--target", f"local:{faults_clone}", "-p", "dry_run=false",
-         "-p", f"confirm={faults_clone}", "-p", "operator=alice", "--fail-on", "warning"],
-        tmp_path, log,
-    )
+    dry = tmp_path / "dry"
+    dry.mkdir()
+    proc = cli(pg, ["run", "weekly/vacuum_analyze", "--target", f"local:{faults_clone}"], dry, log)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    command = printed_apply_command(report(dry, "weekly/vacuum_analyze")["outputs"])
+    assert "dry_run=false" in command and f"confirm={faults_clone}" in command
+    out = tmp_path / "apply"
+    out.mkdir()
+    proc = cli(pg, [*command[1:], "-p", "operator=alice", "--fail-on", "warning"], out, log)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with pg.connect(faults_clone) as conn:
         dead_after, last_vacuum = conn.execute(
             "select n_dead_tup, last_vacuum from pg_stat_user_tables where relid = %s::regclass", (DEAD_TUPLES_TABLE,)
         ).fetchone()
     assert dead_after < dead_before / 10 and last_vacuum is not None
-    doc = report(tmp_path, "weekly/vacuum_analyze")
+    doc = report(out, "weekly/vacuum_analyze")
     (result,) = [f for f in doc["findings"]["findings"] if f["check_id"] == "action.vacuum_analyze.result"]
     assert result["severity"] == "ok" and result["title"].startswith("applied")
     assert "· read-write" in doc["outputs"] and "dead tuples reduced" in doc["html"]
+    assert "<b>PASS</b>" in doc["html"] and "✅" not in doc["html"], "verification marks readable without emoji"
     records = audit.read(log)
     assert [r["outcome"] for r in records] == ["started", "applied"]
     applied = records[-1]
@@ -203,7 +170,7 @@ def test_wrong_confirm_fails_the_run_visibly_and_changes_nothing(first_pg, actio
         ["run", "monthly/archive_old_data", "--target", f"local:{action_db}", "-p", "dry_run=false", "-p", "confirm=12345"],
         tmp_path, log,
     )
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # a wrong input: ConfirmationError.exit_code
     message = "ConfirmationError: refusing to apply archive: confirm=12345 does not match the plan"
     assert message in proc.stdout
     doc = report(tmp_path, "monthly/archive_old_data")
@@ -242,17 +209,23 @@ def test_terminate_applied_with_one_pid_as_confirm(first_pg, action_db, tmp_path
     pg = first_pg
     log = tmp_path / "audit.jsonl"
     with long_running_query(pg.conninfo(action_db), application_name="victorysync/report") as pid:
-        proc = cli(
-            pg,
-            ["run", "incidents/terminate_sessions", "--target", f"local:{action_db}", "-p", "states=[active]",
-             "-p", "idle_in_transaction=false", "-p", "min_duration=0", "-p", "applications=[victorysync/report]",
-             "-p", "mode=terminate", "-p", f"pids=[{pid}]", "-p", "dry_run=false", "-p", f"confirm={pid}"],
-            tmp_path, log,
-        )
+        filters = ["run", "incidents/terminate_sessions", "--target", f"local:{action_db}", "-p", "states=[active]",
+                   "-p", "idle_in_transaction=false", "-p", "min_duration=0", "-p", "applications=[victorysync/report]",
+                   "-p", "mode=terminate", "-p", f"pids=[{pid}]"]
+        dry = tmp_path / "dry"
+        dry.mkdir()
+        proc = cli(pg, filters, dry, log)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (fingerprint,) = [w for w in printed_apply_command(report(dry, "incidents/terminate_sessions")["outputs"])
+                          if w.startswith("plan_fingerprint=")]
+        # the same filters, one pid (an int) as confirm, and the reviewed plan's fingerprint
+        out = tmp_path / "apply"
+        out.mkdir()
+        proc = cli(pg, [*filters, "-p", "dry_run=false", "-p", f"confirm={pid}", "-p", fingerprint], out, log)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         with pg.connect(action_db) as conn:
             assert conn.execute("select count(*) from pg_stat_activity where pid = %s", (pid,)).fetchone()[0] == 0
-    doc = report(tmp_path, "incidents/terminate_sessions")
+    doc = report(out, "incidents/terminate_sessions")
     (result,) = doc["findings"]["findings"]
     assert result["check_id"] == "action.terminate_sessions.result" and result["severity"] == "ok"
     applied = audit.read(log)[-1]

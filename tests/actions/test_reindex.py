@@ -80,3 +80,33 @@ def test_reindex_rejects_what_is_not_an_index(pg, clean_db, bad):
     with connect(pg.conninfo(clean_db), runbook="reindex") as s:
         with pytest.raises(UsageError):
             plan_reindex(s, indexes=[bad], from_checks=False)
+
+
+def test_failure_after_the_swap_says_the_new_index_is_in_place_and_names_the_ccold_leftover(pg, clean_clone, audit_log):
+    """A reader's lock only conflicts with the step after the swap: the rebuild itself succeeded."""
+    name = "public.calls_created_at_idx"
+    oid_before, _ = index_row(pg, clean_clone, name)
+    with session_for(pg, clean_clone, "reindex") as s:
+        plan = plan_reindex(s, indexes=[name], from_checks=False, lock_timeout="500ms")
+        with psycopg.connect(pg.conninfo(clean_clone)) as reader:
+            reader.execute("lock table public.calls in access share mode")  # an open read transaction
+            with pytest.raises(LockTimeoutError) as err:
+                apply(plan, confirm=clean_clone, progress=False)
+            reader.rollback()
+    message = str(err.value)
+    assert "after the swap" in message and "in place as public.calls_created_at_idx" in message, message
+    assert "calls_created_at_idx_ccold" in message, message
+    oid_after, valid = index_row(pg, clean_clone, name)
+    assert valid and oid_after != oid_before, "the rebuilt index carries the name"
+    leftovers = audit.read(audit_log)[-1]["progress"]["leftovers"]
+    assert leftovers["swapped"] and (leftovers["dropped"] or leftovers["remaining"])
+    if leftovers["remaining"]:
+        assert "drop index concurrently public.calls_created_at_idx_ccold" in message
+        with session_for(pg, clean_clone, "reindex") as s:  # as the message says: the next plan drops it
+            again = plan_reindex(s, from_checks=True)
+            ops = {o["index"]: o["operation"] for o in again.objects}
+            assert ops.get("public.calls_created_at_idx_ccold") == "drop leftover", again.objects
+            assert ops.get(name) is None, "the rebuilt index is not rebuilt again"
+            assert apply(again, confirm=clean_clone, progress=False).ok
+    assert index_row(pg, clean_clone, "public.calls_created_at_idx_ccold") is None
+    assert index_row(pg, clean_clone, name)[1]

@@ -23,7 +23,10 @@ def test_vacuum_plan_targets_planted_faults_and_changes_nothing(pg, faults_clone
         plan = plan_vacuum_analyze(s)
     ops = {o["table"]: o["operation"] for o in plan.objects}
     assert ops.get(DEAD_TUPLES_TABLE) == "vacuum (analyze)", plan.objects
-    assert ops.get(NEVER_ANALYZED_TABLE) == "analyze", plan.objects
+    # never analyzed and never vacuumed after its inserts: ANALYZE alone would leave vacuum_age flagging it
+    reasons = {o["table"]: o["reasons"] for o in plan.objects}
+    assert ops.get(NEVER_ANALYZED_TABLE) == "vacuum (analyze)", plan.objects
+    assert "never_analyzed" in reasons[NEVER_ANALYZED_TABLE] and "vacuum_age" in reasons[NEVER_ANALYZED_TABLE]
     assert plan.confirm == faults_clone and not plan.blockers
     assert all(st.startswith(("vacuum (analyze)", "analyze")) for st in plan.statements)
     assert "session-mode" in str(plan)
@@ -98,3 +101,24 @@ def test_a_vacuum_the_server_skips_is_an_error_not_a_success(pg, faults_clone, a
     assert DEAD_TUPLES_TABLE in str(err.value)
     failed = audit.read(audit_log)[-1]
     assert failed["outcome"] == "failed" and failed["error"]["type"] == "SkippedByServerError"
+
+
+def test_a_table_flagged_by_vacuum_age_is_vacuumed_and_no_longer_flagged(pg, clean_clone, audit_log):
+    """Analyzed but never vacuumed after 2,000 inserts: ANALYZE alone would leave it flagged next week."""
+    from pgrunbooks.checks import run_checks
+
+    table = "public.vacuum_age_probe"
+    with pg.connect(clean_clone) as conn:
+        conn.execute(f"create table {table} (id int) with (autovacuum_enabled = false)")
+        conn.execute(f"alter table {table} owner to postgres")
+        conn.execute(f"insert into {table} select generate_series(1, 2000)")
+        conn.execute(f"analyze {table}")
+    with session_for(pg, clean_clone, "vacuum_analyze") as s:
+        flagged = [f.object for f in run_checks(s, ids=["vacuum_age"]) if f.object == table]
+        assert flagged, "the probe table is flagged by vacuum_age"
+        plan = plan_vacuum_analyze(s)
+        row = next(o for o in plan.objects if o["table"] == table)
+        assert row["operation"] == "vacuum (analyze)" and "vacuum_age" in row["reasons"], row
+        result = apply(plan, confirm=plan.confirm, progress=False)
+        assert result.ok, result
+        assert not [f for f in run_checks(s, ids=["vacuum_age"]) if f.object == table], "no longer flagged"

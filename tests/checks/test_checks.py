@@ -20,6 +20,7 @@ from pgrunbooks.db import connect
 from pgrunbooks.findings import Severity
 from pgrunbooks.seed import DATABASE_FAULTS, FAULTS, settle
 from pgrunbooks.seed import faults as seed_faults
+from pgrunbooks.seed.faults import catalogue
 from pgrunbooks.seed import runtime
 
 FLAGGED = {Severity.WARNING, Severity.CRITICAL}
@@ -32,7 +33,11 @@ PLANTED = {
     "rls_disabled": ["public.webhook_events"],
     "rls_no_policy": ["public.call_notes"],
     "policy_always_true": [f"public.billing_records.{seed_faults.LEAKY_POLICY}"],
-    "tenant_isolation": ["public.billing_records", "public.webhook_events", "public.phone_numbers"],
+    "tenant_isolation": ["public.billing_records", "public.webhook_events", "public.phone_numbers",
+                         "public.invoices:own_rows", "public.recordings:own_rows"],
+    "function_search_path": ["public.org_display_name(uuid)"],
+    "definer_api_execute": ["public.org_billing_history(uuid)", seed_faults.DEFINER_FUNCTION],
+    "multiple_permissive_policies": ["public.billing_records:authenticated:select"],
     "policy_initplan": [f"public.sms_messages.{seed_faults.UID_POLICY}"],
     "unused_indexes": [f"public.{seed_faults.UNUSED_INDEX}"],
     "duplicate_indexes": [f"public.{seed_faults.DUPLICATE_INDEX}"],
@@ -43,6 +48,14 @@ PLANTED = {
     "sequence_exhaustion": [seed_faults.SEQUENCE],
     "security_definer_search_path": [seed_faults.DEFINER_FUNCTION],
     "anon_grants": ["public.phone_numbers"],
+    "tables_without_primary_key": [catalogue.NO_PK_TABLE],
+    "auth_users_exposed": [catalogue.AUTH_USERS_VIEW],
+    "policy_user_metadata": [f"public.invoices.{catalogue.METADATA_POLICY}"],
+    "security_definer_views": [catalogue.DEFINER_VIEW, catalogue.AUTH_USERS_VIEW],
+    "policies_without_rls": [catalogue.POLICY_WITHOUT_RLS_TABLE],
+    "extensions_in_public": [f"extension:{catalogue.PUBLIC_EXTENSION}"],
+    "materialized_views_exposed": [catalogue.EXPOSED_MATVIEW],
+    "foreign_tables_exposed": [catalogue.EXPOSED_FOREIGN_TABLE],
     # not in a fault's `finds`, but planted all the same:
     "vacuum_age": [seed_faults.DEAD_TUPLES_TABLE, seed_faults.NEVER_ANALYZED_TABLE],
 }
@@ -70,7 +83,8 @@ INFO_POSITIVES = {
     "top_statements": {"min_total_ms": 0.0},
     "checkpoints": {"info": 0.0, "min_checkpoints": 0},
 }
-RUNTIME = {"connections", "long_running_queries", "idle_in_transaction", "blocking_locks", "privileged_roles"}
+RUNTIME = {"connections", "long_running_queries", "idle_in_transaction", "blocking_locks", "privileged_roles",
+           "replication_slots"}  # replication_slots: tests/checks/test_replication_slots.py
 
 
 def _run(conninfo: str, **kwargs) -> checks.Results:

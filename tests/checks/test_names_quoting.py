@@ -298,6 +298,57 @@ def _one_table_schema(conn, schema: str) -> list[str]:
     return [_q(conn, schema)]
 
 
+@_each
+def _no_primary_key(conn, schema, n, i):
+    _table(conn, sql.Identifier(schema, n), "id int", rows=3)  # an id column that is no key
+
+
+@_each
+def _policy_without_rls(conn, schema, n, i):
+    table = sql.Identifier(schema, n)
+    _table(conn, table, "id int primary key", grant="authenticated")
+    _x(conn, "create policy {} on {} for select to authenticated using (id > 0)", sql.Identifier(n), table)
+
+
+@_each
+def _user_metadata_policy(conn, schema, n, i):
+    table = sql.Identifier(schema, "t")
+    if i == 0:
+        _table(conn, table, "id int primary key, org text", rls=True)
+    _x(conn, "create policy {} on {} as restrictive for select to authenticated"
+             " using (org = ((select auth.jwt()) -> 'user_metadata' ->> 'org'))", sql.Identifier(n), table)
+    return schema, "t", n
+
+
+def _over_rls_table(kind: str):
+    """A view (or materialized view) of each name over an RLS table, selectable by authenticated."""
+    @_each
+    def plant(conn, schema, n, i):
+        base = sql.Identifier(schema, "base")
+        if i == 0:
+            _table(conn, base, "id int primary key", rows=3, rls=True)
+        _x(conn, "create " + kind + " {} as select id from {}", sql.Identifier(schema, n), base)
+        _x(conn, "grant select on {} to authenticated", sql.Identifier(schema, n))
+    return plant
+
+
+@_each
+def _auth_users_view(conn, schema, n, i):
+    _x(conn, "create view {} as select id, email from auth.users", sql.Identifier(schema, n))
+    _x(conn, "grant select on {} to authenticated", sql.Identifier(schema, n))
+
+
+#: exposure checks read the run's exposed schemas, not a threshold: each planter's schema is one
+EXPOSURE = {
+    "tables_without_primary_key": _no_primary_key,
+    "policies_without_rls": _policy_without_rls,
+    "policy_user_metadata": _user_metadata_policy,
+    "security_definer_views": _over_rls_table("view"),
+    "materialized_views_exposed": _over_rls_table("materialized view"),
+    "auth_users_exposed": _auth_users_view,
+}
+EXPOSED_SCHEMAS = ["public", *map(schema_of, EXPOSURE)]
+
 #: check id -> its planter, the thresholds that point it at its schema (or make it fire at this size)
 PLANTED = {
     "unused_indexes": (_unused_index, {}),
@@ -323,6 +374,7 @@ PLANTED = {
     "index_bloat": (_bloated(index=True), {"min_bytes": 0}),
     "table_sizes": (_small_table, {"warning": 1, "limit": 100000}),
     "schema_sizes": (_one_table_schema, {"warning": 1}),
+    **{check_id: (plant, {}) for check_id, plant in EXPOSURE.items()},
 }
 
 
@@ -337,7 +389,8 @@ def _conninfo(pg, db: str) -> str:
 
 def _run(pg, db: str, ids, **kwargs) -> dict[str, list]:
     with connect(_conninfo(pg, db), runbook="test/names") as session:
-        results = checks.run_results(session, ids=list(ids), thresholds=THRESHOLDS, **kwargs)
+        results = checks.run_results(session, ids=list(ids), thresholds=THRESHOLDS,
+                                     exposed_schemas=EXPOSED_SCHEMAS, **kwargs)
     return {r.check.id: r.findings for r in results}
 
 
@@ -418,10 +471,10 @@ FIXED_BY_REMEDIATION = [
     "unused_indexes", "duplicate_indexes", "invalid_indexes", "fk_without_index", "dead_tuples", "vacuum_age",
     "stale_statistics", "never_analyzed", "sequence_exhaustion", "security_definer_search_path", "rls_disabled",
     "rls_no_policy", "policy_always_true", "policy_initplan", "anon_grants", "missing_foreign_keys",
-    "orphaned_rows", "tenant_isolation", "table_bloat", "index_bloat",
+    "orphaned_rows", "tenant_isolation", "table_bloat", "index_bloat", *EXPOSURE,
 ]
 #: ... of which these print an undo that brings the finding back
-UNDONE = {"unused_indexes", "duplicate_indexes"}
+UNDONE = {"unused_indexes", "duplicate_indexes", "security_definer_views"}
 #: checks whose remediation names no object (prose, or the registry's text)
 NO_OBJECT_SQL = ["seq_scan_heavy_tables", "table_sizes", "schema_sizes", *DATABASE]
 

@@ -105,6 +105,13 @@ def _extra_superuser(pg, db: str) -> Iterator[None]:
             seed.revert_faults(admin, ["extra_superuser"])
 
 
+@contextlib.contextmanager
+def _forgotten_slot(pg, db: str) -> Iterator[tuple[str, ...]]:
+    """The runtime slot fault (a physical slot reserving WAL, no consumer); yields its ``slot:`` object."""
+    with runtime.forgotten_slot(pg.conninfo(db, user=ADMIN_USER)) as slot:
+        yield (f"slot:{slot}",)
+
+
 def _until(pg, db: str, query: str, timeout: float = 10.0) -> None:
     """Poll ``query`` from new sessions until true (a reloaded setting reaches sessions a moment later)."""
     deadline = time.monotonic() + timeout
@@ -204,12 +211,25 @@ CASES = [
     Case("privileged_roles", ("role:legacy_admin",), user=ADMIN_USER, plant=_extra_superuser),
     Case("security_definer_search_path", ("public.is_org_admin(uuid)",)),
     Case("anon_grants", ("public.phone_numbers",)),
+    Case("tables_without_primary_key", ("public.call_event_log",)),
+    Case("auth_users_exposed", ("public.member_directory",)),
+    Case("policy_user_metadata", ("public.invoices.invoices_delete_admins_only",)),
+    Case("security_definer_views", ("public.org_call_summary", "public.member_directory"), undo=True),
+    Case("policies_without_rls", ("public.announcements",)),
+    Case("extensions_in_public", ("extension:pg_trgm",), user=ADMIN_USER),  # the platform admin owns it
+    Case("materialized_views_exposed", ("public.monthly_sms_totals",)),
+    Case("foreign_tables_exposed", ("public.legacy_invoices",)),
     Case("missing_foreign_keys", ("public.calls.org_id", "public.invoices.org_id", "public.org_users.org_id",
                                   "public.phone_numbers.org_id", "public.recordings.call_id",
                                   "public.sms_messages.org_id"), first=_remove_orphans),
     Case("orphaned_rows", ("public.calls.org_id", "public.invoices.org_id", "public.org_users.org_id",
                            "public.phone_numbers.org_id", "public.recordings.call_id", "public.sms_messages.org_id")),
     Case("tenant_isolation", ("public.billing_records", "public.phone_numbers", "public.webhook_events")),
+    Case("tenant_isolation", ("public.invoices:own_rows", "public.recordings:own_rows"), label="tenant_isolation-own_rows"),
+    Case("function_search_path", ("public.org_display_name(uuid)",), undo=True),
+    Case("definer_api_execute", ("public.is_org_admin(uuid)", "public.org_billing_history(uuid)")),
+    Case("multiple_permissive_policies", ("public.billing_records:authenticated:select",)),
+    Case("replication_slots", user=ADMIN_USER, plant=_forgotten_slot),
 ]
 
 

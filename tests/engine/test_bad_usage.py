@@ -9,7 +9,7 @@ import pytest
 
 from pgrunbooks import cli
 
-from clihelpers import HangServer, in_process, runbook_db  # noqa: F401 - fixtures
+from clihelpers import HangServer
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from clihelpers import cli_env, run_cli, run_dir_of, runbook_db  # noqa: F401 - runbook_db is a fixture
+from clihelpers import cli_env, run_cli, run_dir_of
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,31 @@ def test_cell_timeout_interrupts_and_marks_the_cell(first_pg, runbook_db, tmp_pa
     assert "TimeoutError: the cell did not finish within its time limit (per cell 2s" in proc.stdout
     html = (run_dir_of(tmp_path) / "fixtures-failing.html").read_text()
     assert "celltag_pgrb-failed" in html and "pg_sleep" in html
+
+
+def test_a_kernel_that_dies_marks_the_cell_it_died_in(first_pg, tmp_path):
+    """kill -9 of the kernel in the third cell: exit 2, and the report marks that cell (not the
+    parameters cell, not the first one) with the dead-kernel error."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    books = tmp_path / "runbooks" / "drill"
+    books.mkdir(parents=True)
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Dying kernel"),
+        new_code_cell('target = "local"  # unused', metadata={"tags": ["parameters"]}),
+        new_code_cell("x = 1"),
+        new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)  # the kernel dies here"),
+        new_code_cell("print('never')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(books / "dying.ipynb"))
+    out = tmp_path / "out"
+    proc = run_cli(["run", "drill/dying", "--out", str(out), "--fail-on", "none"],
+                   dict(cli_env(first_pg), PGRUNBOOKS_RUNBOOKS=str(tmp_path / "runbooks")), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    done = json.loads((run_dir_of(out) / "drill-dying.ipynb").read_text())
+    marked = [c for c in done["cells"] if c.get("metadata", {}).get("papermill", {}).get("exception")]
+    assert len(marked) == 1, [c["source"] for c in marked]
+    assert "the kernel dies here" in "".join(marked[0]["source"])
+    assert any(o.get("output_type") == "error" for o in marked[0].get("outputs", []))

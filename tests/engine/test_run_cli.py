@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from clihelpers import cli_env, run_cli, run_dir_of, runbook_db  # noqa: F401 - runbook_db is a fixture
+from clihelpers import cli_env, run_cli, run_dir_of
 
 INJECTION = "x'); drop table public.canary; --"
 
@@ -65,7 +65,7 @@ def test_findings_are_collected_from_every_record_call_with_suppression(e2e):
 
 def test_console_summary_names_runbook_status_counts_and_report(e2e):
     out = e2e["proc"].stdout
-    assert re.search(r"fixtures/findings\s+ok\s+1\s+0\s+1\s+1\s+0\s+1\s+[\d.]+s\s+\S+fixtures-findings\.html", out), out
+    assert re.search(r"fixtures/findings\s+ran\s+1\s+0\s+1\s+1\s+0\s+1\s+[\d.]+s\s+\S+fixtures-findings\.html", out), out
     assert "reports:" in out and "index.html" in out
     assert "Traceback" not in e2e["proc"].stderr
 

@@ -7,9 +7,6 @@ import re
 
 from pgrunbooks import cli
 
-from clihelpers import in_process  # noqa: F401 - a fixture
-
-
 def test_unknown_runbook_lists_close_matches(in_process, capsys):  # noqa: F811
     assert cli.main(["run", "fixtures/findngs"]) == 3
     err = capsys.readouterr().err

@@ -120,9 +120,9 @@ class ProgressPoller:
         if not self.use_bar:
             return bar
         if bar is None:
-            from tqdm.auto import tqdm
+            from pgrunbooks.progress import progress_bar
 
-            bar = tqdm(total=row["total"] or None, desc=self.desc, unit="blk", mininterval=0.5)
+            bar = progress_bar(total=row["total"] or None, desc=self.desc, unit="blk", mininterval=0.5)
         if row["total"] and bar.total != row["total"]:
             bar.total = row["total"]
         bar.n = row["done"] or 0

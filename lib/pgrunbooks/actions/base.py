@@ -22,17 +22,20 @@ transactions and returns what it verified (:class:`Verified`, in an
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 from pgrunbooks import audit
 from pgrunbooks.actions import text
-from pgrunbooks.actions.confirm import confirm_matches
+from pgrunbooks.actions.auditing import audited_plan, failed_outcome, write_audit
+from pgrunbooks.actions.preconditions import refuse_unless_ready
 from pgrunbooks.actions.sqlstate import translate_errors
-from pgrunbooks.errors import ActionError, ConfirmationError, PreconditionError, PrivilegeError, VerificationError
-from pgrunbooks.redact import redact
+from pgrunbooks.errors import ActionError, VerificationError
 
 # ---------------------------------------------------------------------------------------------
 # Action
@@ -54,6 +57,14 @@ class Action(abc.ABC):
     title: ClassVar[str]
     confirm_hint: ClassVar[str]
     outline_columns: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every action's plan() is wrapped once, here, so no action can forget it: a plan made
+        # to be applied that fails (a bad value, a lock held) leaves a ``refused`` audit record.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("plan")
+        if own is not None and not getattr(own, "__isabstractmethod__", False):
+            cls.plan = audited_plan(own)
 
     @abc.abstractmethod
     def plan(self, session, *args: Any, **kwargs: Any) -> "Plan":
@@ -134,6 +145,9 @@ class Plan:
     parameters: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=audit.utc_now)
+    #: The runbook parameters that reproduce this plan, as the printed apply command passes
+    #: them (set by :func:`pgrunbooks.notebook.act.show`); empty for a plan made in Python.
+    rerun: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict, repr=False)
     session: Any = field(default=None, repr=False, compare=False)
 
@@ -149,6 +163,26 @@ class Plan:
     def apply(self, confirm: Any = None, **kwargs: Any) -> "ActionResult":
         """Shortcut for :func:`apply(self, confirm, ...) <apply>`."""
         return apply(self, confirm, **kwargs)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable digest of what was reviewed: the action, the database, every
+        plan-shaping parameter (:attr:`rerun`, else :attr:`parameters`) and the planned
+        objects (their outline columns: what is done to what, not row counts or sizes).
+
+        Two plans with the same fingerprint do the same thing to the same objects; the
+        applying run of a runbook must be given its dry run's (``plan_fingerprint``).
+        """
+        columns = self.action.outline_columns
+        content = {
+            "action": self.action.name,
+            "database": self.database,
+            "parameters": audit.scrub(self.rerun or self.parameters),
+            "objects": sorted(json.dumps([audit.scrub(o.get(c)) for c in columns], default=str) for o in self.objects),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).digest()
+        # base32 in lower case: letters and digits, never read by YAML as a number or a boolean
+        return base64.b32encode(digest).decode()[:12].lower()
 
     def frame(self):
         """The objects as a pandas DataFrame (one row per table, index, session…)."""
@@ -199,6 +233,7 @@ class Plan:
             "rows": self.rows,
             "objects": self.objects[:200],
             "confirm": self.confirm,
+            "fingerprint": self.fingerprint,
             "created_at": self.created_at,
             "warnings": self.warnings,
         }
@@ -324,14 +359,20 @@ def apply(
     audit_log: str | None = None,
     audit_table: bool = False,
     progress: bool = True,
+    fingerprint: str | None = None,
 ) -> ActionResult:
     """Run ``plan`` after checking ``confirm``; verify; append one audit record whatever happens.
 
     ``operator`` defaults to ``$PGRUNBOOKS_OPERATOR`` or the OS user. ``audit_log`` defaults
     to ``$PGRUNBOOKS_AUDIT_LOG`` or ``<project>/audit/audit.jsonl``. ``audit_table=True``
-    also writes the record to ``pgrunbooks.audit_log`` in the target. Raises
-    :class:`ConfirmationError` on a missing or wrong ``confirm``, :class:`PreconditionError`
-    when the plan is blocked or stale, and typed :class:`ActionError` subclasses on failure.
+    also writes the record to ``pgrunbooks.audit_log`` in the target. ``fingerprint``: the
+    :attr:`Plan.fingerprint` of the plan that was reviewed in another run (a runbook's dry
+    run); when given (``""`` counts), ``plan`` must have it. A count ``confirm`` (rows) may
+    differ from the plan's by ``plan.parameters["max_drift"]``; the drift is reported in
+    the result. Raises :class:`~pgrunbooks.errors.UsageError` on a timeout of 0,
+    :class:`ConfirmationError` on a missing or wrong ``confirm`` or fingerprint,
+    :class:`PreconditionError` when the plan is blocked or stale, and typed
+    :class:`ActionError` subclasses on failure.
     """
     if not isinstance(plan, Plan) or not isinstance(plan.action, Action):
         raise ActionError("apply() needs a Plan made by an action (plan_archive, plan_vacuum_analyze, ...)")
@@ -349,15 +390,22 @@ def apply(
         "plan": plan.audit_summary(),
         "confirm_given": confirm,
     }
+    if fingerprint is not None:
+        record["fingerprint_given"] = fingerprint
     error: BaseException | None = None
     result: ActionResult | None = None
     try:
-        _refuse_unless_ready(plan, confirm)
+        drift = refuse_unless_ready(plan, confirm, fingerprint)
         # A first record before anything changes: a run killed outright (SIGKILL, power loss)
         # still leaves a trace of who started what, when.
         audit.append(audit.new_record(**dict(record, outcome="started", started_at=started_wall)), audit_log)
         with translate_errors(plan.action.name, plan.parameters, ctx.progress):
             result = plan.action.execute(plan, ctx)
+        if drift:
+            result.warnings.append(
+                f"the plan counted {plan.confirm:,} rows, the reviewed plan {int(confirm):,}: a drift of {drift:+,} "
+                f"rows since the review, within max_drift"
+            )
         return result
     except BaseException as exc:  # KeyboardInterrupt too: the audit must record it
         error = exc
@@ -370,60 +418,11 @@ def apply(
             record["outcome"] = result.outcome
             record["result"] = result.audit_summary()
         else:
-            record["outcome"] = _failed_outcome(error)
+            record["outcome"] = failed_outcome(error)
             record["error"] = {
                 "type": type(error).__name__,
                 "message": str(getattr(error, "message", error)),
                 "hint": getattr(error, "hint", None),
             }
             record["progress"] = ctx.progress
-        _write_audit(plan, record, audit_log, audit_table, result)
-
-
-def _refuse_unless_ready(plan: Plan, confirm: Any) -> None:
-    """The checks before anything changes: confirm, blockers, an open read-write session."""
-    name = plan.action.name
-    if not confirm_matches(plan.confirm, confirm):
-        raise ConfirmationError(
-            f"refusing to apply {name}: confirm={confirm!r} does not match the plan "
-            f"(it asks for confirm={plan.confirm_text()}: {plan.confirm_hint})",
-            hint=f"review the plan, then pass confirm={plan.confirm_text()}",
-        )
-    if plan.blockers:
-        raise PreconditionError(
-            f"refusing to apply {name}: the plan has blockers: " + "; ".join(plan.blockers),
-            hint="resolve the blockers, then make a new plan",
-        )
-    session = plan.session
-    if session is None or getattr(session, "_closed", False):
-        raise ActionError("the plan's session is closed", hint="make a new plan on an open session")
-    if getattr(session, "read_only", True):
-        raise PrivilegeError(
-            f"the session for {plan.runbook} is read-only: this action changes data",
-            hint="open it with pgrunbooks.notebook.start(..., mutating=True) or db.connect(..., read_only=False)",
-        )
-
-
-def _failed_outcome(error: BaseException | None) -> str:
-    if isinstance(error, (ConfirmationError, PreconditionError)):
-        return "refused"
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    return "failed"
-
-
-def _write_audit(plan: Plan, record: dict[str, Any], audit_log: str | None, audit_table: bool, result: ActionResult | None) -> None:
-    full = audit.new_record(**record)
-    if audit_table:
-        try:
-            from pgrunbooks.db import connect
-
-            with connect(plan.session.target, runbook=plan.runbook, read_only=False) as s:
-                audit.write_table(s.conn, full)
-            full["audit_table"] = f"{audit.AUDIT_SCHEMA}.{audit.AUDIT_TABLE}"
-        except Exception as exc:  # the file record below still says what happened
-            full["audit_table_error"] = redact(f"{type(exc).__name__}: {exc}".strip())
-    path = audit.append(full, audit_log)
-    if result is not None:
-        result.audit_id = full["id"]
-        result.audit_path = str(path)
+        write_audit(plan, record, audit_log, audit_table, result)

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgrunbooks.checks import REGISTRY
 from pgrunbooks.errors import PreconditionError, UsageError
 from pgrunbooks.names import qualified
 
@@ -137,6 +138,46 @@ def referencing_foreign_keys(session, rel: Relation) -> list[dict[str, Any]]:
         r["dependent"] = Relation(int(r["dep_oid"]), r["dep_schema"], r["dep_name"], "r")
         r["on_delete_sql"] = FK_ACTIONS.get(r["on_delete"], r["on_delete"])
     return rows
+
+
+def inferred_references(session, rel: Relation) -> list[dict[str, Any]]:
+    """Columns that reference ``rel``'s key **without** a foreign key, shaped like :func:`referencing_foreign_keys`.
+
+    The inference is the ``missing_foreign_keys`` check's own SQL (one query, not a second
+    heuristic), run over every user schema with the check's default exclusions (archive
+    tables, tables commented "no foreign keys"). Each row has ``name`` None, ``inferred``
+    True, ``on_delete_sql`` ``"none (no foreign key)"`` and the check's ``evidence``.
+    """
+    check = REGISTRY["missing_foreign_keys"]
+    schemas = session.scalar(
+        "select coalesce(array_agg(n.nspname::text), '{}') from pg_catalog.pg_namespace n"
+        " where n.nspname !~ '^pg_' and n.nspname <> 'information_schema'"
+    )
+    rows = session.fetch(check.sql(session.server_version), {**check.thresholds, "schemas": schemas})
+    out = []
+    for r in rows:
+        if int(r["referenced_oid"]) != rel.oid:
+            continue
+        out.append({
+            "name": None,
+            "inferred": True,
+            "evidence": r["evidence"],
+            "indexed": r["indexed"],
+            "dep_oid": int(r["table_oid"]),
+            "dep_schema": r["schema"],
+            "dep_name": r["table"],
+            "dep_columns": [r["column"]],
+            "ref_columns": [r["referenced_column"]],
+            "on_delete": None,
+            "on_delete_sql": "none (no foreign key)",
+            "dependent": Relation(int(r["table_oid"]), r["schema"], r["table"], "r"),
+        })
+    return out
+
+
+def referencing_columns(session, rel: Relation) -> list[dict[str, Any]]:
+    """Everything whose rows point at ``rel``: its referencing foreign keys, then its inferred references."""
+    return referencing_foreign_keys(session, rel) + inferred_references(session, rel)
 
 
 def user_triggers(session, rel: Relation) -> list[str]:

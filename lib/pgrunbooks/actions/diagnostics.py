@@ -15,6 +15,7 @@ from pgrunbooks.actions import catalog
 from pgrunbooks.actions.catalog import Relation
 from pgrunbooks.errors import CheckFailedError, UsageError
 from pgrunbooks.findings import Severity
+from pgrunbooks.names import quote_ident
 
 FLAGGING = (Severity.WARNING, Severity.CRITICAL)
 
@@ -26,6 +27,27 @@ class Flagged:
     reasons: dict[int, set[str]] = field(default_factory=dict)
     relations: dict[int, Relation] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+
+def existing_schemas(session, schemas) -> list[str]:
+    """``schemas`` as a list, every one of them existing: else :class:`UsageError` naming those that do not.
+
+    A schema that matches nothing would make the plan say "Nothing to do" about a typo.
+    """
+    names = [schemas] if isinstance(schemas, str) else list(schemas or [])
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise UsageError(f"schemas must be a non-empty list of schema names, not {schemas!r}")
+    missing = session.scalar(
+        "select coalesce(array_agg(w.name order by w.ord), '{}') from unnest(%s::text[]) with ordinality w(name, ord)"
+        " where not exists (select from pg_catalog.pg_namespace n where n.nspname = w.name)",
+        (names,),
+    )
+    if missing:
+        raise UsageError(
+            f"no such schema: {', '.join(map(quote_ident, missing))} (schemas={names!r})",
+            hint="name existing schemas (select nspname from pg_namespace), e.g. schemas=['public']",
+        )
+    return names
 
 
 def flagged_relations(session, check_ids: list[str], *, kinds: tuple[str, ...], what: str, schemas: list[str]) -> Flagged:

@@ -10,6 +10,7 @@ rebuilt, and a rebuild that fails cleans up the leftover it created before raisi
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Iterable
 
 import psycopg
@@ -19,13 +20,14 @@ from pgrunbooks.actions import catalog
 from pgrunbooks.actions.autocommit import SESSION_MODE_NOTE, bounded, maintain_each, maintain_privilege, run_watched
 from pgrunbooks.actions.base import Action, ActionResult, Context, Plan, Verified
 from pgrunbooks.actions.catalog import Relation
-from pgrunbooks.actions.diagnostics import flagged_relations
+from pgrunbooks.actions.diagnostics import existing_schemas, flagged_relations
 from pgrunbooks.actions.sqlstate import pg_message
 from pgrunbooks.errors import PgRunbooksError, PreconditionError, UsageError
 from pgrunbooks.names import qualified
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 LEFTOVER = re.compile(r"_cc(new|old)[0-9]*$")
+SWAPPED_OUT = re.compile(r"_ccold[0-9]*$")  # the old index, renamed by the swap
 REINDEX_CHECKS = ("index_bloat", "invalid_indexes")
 DUPLICATES_TIMEOUT = "10s"
 # Rough rate for the plan's duration estimate.
@@ -41,16 +43,18 @@ INDEX_INFO = (
     " pg_catalog.pg_relation_size(i.indexrelid) as bytes, ic.relkind::text as kind,"
     " exists (select from pg_catalog.pg_constraint x where x.conindid = i.indexrelid and x.contype = 'x') as exclusion,"
     " exists (select from pg_catalog.pg_stat_progress_create_index p where p.index_relid = i.indexrelid or"
-    "         (p.relid = i.indrelid and p.command like 'CREATE INDEX%%')) as build_in_progress,"
+    "         (p.relid = i.indrelid and (p.command like 'CREATE INDEX%%' or p.command = 'REINDEX CONCURRENTLY')))"
+    " as build_in_progress,"  # another session's REINDEX CONCURRENTLY: its _ccnew index is not a leftover
     " pg_catalog.pg_get_indexdef(i.indexrelid) as definition"
     " from pg_catalog.pg_index i join pg_catalog.pg_class ic on ic.oid = i.indexrelid"
     " join pg_catalog.pg_namespace n on n.oid = ic.relnamespace"
     " join pg_catalog.pg_class t on t.oid = i.indrelid join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace"
 )
 INVALID_INDEXES = (
-    "select i.indexrelid::int8 as oid from pg_catalog.pg_index i join pg_catalog.pg_class c on c.oid = i.indexrelid"
-    " join pg_catalog.pg_namespace n on n.oid = c.relnamespace where not i.indisvalid and n.nspname = any(%s)"
-)
+    "select i.indexrelid::int8 as oid, i.indisvalid as valid from pg_catalog.pg_index i"
+    " join pg_catalog.pg_class c on c.oid = i.indexrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+    " where (not i.indisvalid or c.relname ~ '_ccold[0-9]*$') and n.nspname = any(%s)"
+)  # invalid indexes, and the old index a failed REINDEX CONCURRENTLY left valid after its swap
 
 
 def _statement(op: str, rel: Relation) -> sql.Composed:
@@ -68,11 +72,12 @@ def _index_state(s, oid: int) -> dict | None:
 
 
 def _leftovers(s, table_oid: int, base: str) -> list[dict]:
-    """Invalid ``*_ccnew`` / ``*_ccold`` indexes of the table whose name starts like ``base``."""
+    """``*_ccnew`` / ``*_ccold`` indexes of the table whose name starts like ``base``: invalid ones, and a
+    ``*_ccold`` still valid (a rebuild that failed after its swap, before it marked the old index dead)."""
     return [
         r
-        for r in s.fetch(INDEX_INFO + " where i.indrelid = %s and not i.indisvalid", (table_oid,))
-        if LEFTOVER.search(r["name"]) and r["name"].startswith(base[:50])
+        for r in s.fetch(INDEX_INFO + " where i.indrelid = %s", (table_oid,))
+        if r["name"].startswith(base[:50]) and (SWAPPED_OUT.search(r["name"]) or (not r["valid"] and LEFTOVER.search(r["name"])))
     ]
 
 
@@ -111,7 +116,7 @@ class Reindex(Action):
         cannot be rebuilt: the plan says so. Indexes being built right now and
         exclusion-constraint indexes are left alone. Confirm with the database name.
         """
-        schemas = list(schemas)
+        schemas = existing_schemas(session, schemas)
         reasons, drop_set = self._requested_indexes(session, indexes, drop_invalid)
         source = ["explicit list"] if indexes else []
         warnings: list[str] = []
@@ -123,7 +128,7 @@ class Reindex(Action):
             source.append("diagnostics (checks: " + ", ".join(REINDEX_CHECKS) + ")")
             if rebuild_invalid or drop_leftovers:
                 for row in session.fetch(INVALID_INDEXES, (schemas,)):
-                    reasons.setdefault(int(row["oid"]), set()).add("invalid")
+                    reasons.setdefault(int(row["oid"]), set()).add("invalid" if not row["valid"] else "swapped out")
         infos = {int(r["oid"]): r for r in session.fetch(INDEX_INFO + " where i.indexrelid = any(%s::oid[])", ([*reasons],))} if reasons else {}
         objects, statements, steps, blockers = [], [], [], []
         total_mb = 0.0
@@ -205,12 +210,13 @@ class Reindex(Action):
         if info["exclusion"]:
             warnings.append(f"{rel}: exclusion-constraint indexes cannot be reindexed concurrently; skipped")
             return None, ""
+        # A _ccold index stays valid when the rebuild failed after its swap (before marking it dead).
+        if drop_leftovers and LEFTOVER.search(info["name"]) and (not info["valid"] or SWAPPED_OUT.search(info["name"])):
+            return OP_DROP_LEFTOVER, "leftover of a failed REINDEX CONCURRENTLY"
         if info["valid"]:
             if rel.oid in drop_set:
                 raise UsageError(f"{rel} is valid: drop_invalid only drops invalid indexes")
             return OP_REINDEX, ""
-        if LEFTOVER.search(info["name"]) and drop_leftovers:
-            return OP_DROP_LEFTOVER, "invalid leftover of a failed REINDEX CONCURRENTLY"
         if rel.oid in drop_set:
             return OP_DROP_INVALID, "invalid index, dropped as requested"
         if not (rebuild_invalid or "requested" in why):
@@ -224,9 +230,10 @@ class Reindex(Action):
                 f"{DUPLICATES_TIMEOUT}: the rebuild may fail on duplicates (it then drops what it built)"
             )
         if dup:
+            param = shlex.quote(f"drop_invalid={[rel.qualified]!r}")  # as typed after -p on the command line
             warnings.append(
                 f"{rel} is an invalid UNIQUE index and {table} holds duplicate values for it ({dup}): a rebuild "
-                f"would fail. Fix the data first, or drop it: plan_reindex(..., drop_invalid=['{rel.qualified}'])"
+                f"would fail. Fix the data first, or drop it: plan again with -p {param}"
             )
             return None, ""
         return OP_REBUILD_INVALID, "invalid (a failed CREATE INDEX CONCURRENTLY?): rebuilt"
@@ -315,7 +322,16 @@ class Reindex(Action):
                     exc.message += f" Could not look for a leftover of the failed rebuild ({pg_message(lost)}): the next plan_reindex finds it."
                 raise exc from None
             ctx.progress["leftovers"] = {"dropped": cleaned, "remaining": left}
+            old_copies = [n for n in cleaned + left if SWAPPED_OUT.search(n)]
+            if old_copies:
+                ctx.progress["leftovers"]["swapped"] = True
             if isinstance(exc, PgRunbooksError):
+                if old_copies:
+                    # A _ccold index exists only after the swap: the rebuild itself succeeded.
+                    exc.message += (
+                        f" The failure came after the swap: the rebuilt index is in place as {rel}; the old "
+                        f"one was renamed {', '.join(old_copies)}."
+                    )
                 if cleaned:
                     exc.message += f" The invalid leftover of the failed rebuild was dropped: {', '.join(cleaned)}."
                 if left:

@@ -20,7 +20,6 @@ The plan's ``confirm`` is the list of target pids.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Iterable
 
@@ -29,7 +28,8 @@ from psycopg import sql
 
 from pgrunbooks.actions.base import Action, ActionResult, Context, Plan, Verified
 from pgrunbooks.errors import UsageError, VerificationError
-from pgrunbooks.redact import MASK, redact
+from pgrunbooks.names import quote_ident
+from pgrunbooks.redact import redact_sql
 
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
@@ -37,7 +37,6 @@ MODES = ("cancel_then_terminate", "cancel", "terminate")
 BACKGROUND_TYPES_NEVER = ("checkpointer", "background writer", "walwriter", "startup", "archiver", "logger",
                           "autovacuum launcher", "logical replication launcher", "io worker", "walsummarizer",
                           "walreceiver", "slotsync worker")
-_SQL_PASSWORD = re.compile(r"(password\s+)('(?:[^']|'')*')", re.IGNORECASE)
 
 SESSIONS_SQL = """
 select a.pid, a.backend_start, a.datname as database, a.usename as "user", a.application_name as application,
@@ -74,8 +73,23 @@ join unnest(%(pids)s::int[], %(starts)s::timestamptz[]) as t(pid, started) on t.
 """
 
 
-def _mask_query(text: str | None) -> str:
-    return redact(_SQL_PASSWORD.sub(lambda m: m.group(1) + "'" + MASK + "'", text or ""))
+_MISSING_ROLES = (
+    "select w.name from unnest(%s::text[]) with ordinality w(name, ord)"
+    " where not exists (select from pg_catalog.pg_roles r where r.rolname = w.name) order by w.ord"
+)
+_MISSING_DATABASES = (
+    "select w.name from unnest(%s::text[]) with ordinality w(name, ord)"
+    " where not exists (select from pg_catalog.pg_database d where d.datname = w.name) order by w.ord"
+)
+
+
+def _require_existing(session, what: str, missing_sql: str, wanted: list[str] | None) -> None:
+    """A filter naming a role or database that does not exist is a typo, not "no session matched" (UsageError)."""
+    if not wanted:
+        return
+    missing = [r["name"] for r in session.fetch(missing_sql, (wanted,))]
+    if missing:
+        raise UsageError(f"no such {what}: {', '.join(map(quote_ident, missing))}", hint=f"name existing {what}s")
 
 
 def _as_list(value: Any) -> list[str] | None:
@@ -215,6 +229,9 @@ class TerminateSessions(Action):
                 pid_list = sorted({int(p) for p in ([pids] if isinstance(pids, (int, str)) else pids)})
             except (TypeError, ValueError):
                 raise UsageError(f"pids must be integers, not {pids!r}") from None
+            out_of_range = [p for p in pid_list if not 1 <= p <= 2**31 - 1]
+            if out_of_range:
+                raise UsageError(f"pids out of range (a backend pid is between 1 and 2147483647): {out_of_range}")
         if not (state_list or user_list or app_list or pid_list):
             raise UsageError(
                 "refusing to select every session: give at least one of states, idle_in_transaction, users, applications, pids"
@@ -223,12 +240,15 @@ class TerminateSessions(Action):
             session.scalar("select %s::interval", (str(min_duration),))
         except psycopg.errors.DataError:  # invalid_datetime_format and the like: SQLSTATE class 22
             raise UsageError(f"min_duration {min_duration!r} is not an interval", hint="e.g. '5 minutes', '30 seconds', '0'") from None
+        database_list = [session.scalar("select current_database()")] if databases == "current" else _as_list(databases)
+        _require_existing(session, "role", _MISSING_ROLES, user_list)
+        _require_existing(session, "database", _MISSING_DATABASES, database_list)
         return {
             "states": state_list or None,
             "users": user_list,
             "apps": app_list,
             "pids": pid_list,
-            "databases": [session.scalar("select current_database()")] if databases == "current" else _as_list(databases),
+            "databases": database_list,
             "min_duration": str(min_duration),
             "chars": int(query_chars),
         }
@@ -269,7 +289,7 @@ class TerminateSessions(Action):
                     "duration_s": round(r["duration_s"], 1) if r["duration_s"] is not None else None,
                     "wait": f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event_type"] else "",
                     "action": HOW[mode] if reason is None else f"excluded: {reason}",
-                    "query": _mask_query(r["query"]),
+                    "query": redact_sql(r["query"]),
                 }
             )
         return targets, objects, blockers

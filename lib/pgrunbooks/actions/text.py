@@ -86,7 +86,8 @@ def plan_text(plan: Any) -> str:
     if plan.statements:
         lines += ["", "SQL:"] + [textwrap.indent(s.strip(), "    ") for s in plan.statements]
     lines += ["", "Undo:", textwrap.indent((plan.undo or "none").strip(), "    ")]
-    lines += ["", f"To apply: apply(plan, confirm={plan.confirm_text()})  -- {plan.confirm_hint}"]
+    lines += ["", f"To apply: the command above the plan (plan_fingerprint {plan.fingerprint})" if plan.rerun
+              else f"To apply: apply(plan, confirm={plan.confirm_text()})  -- {plan.confirm_hint}"]
     return redact("\n".join(lines))
 
 
@@ -107,7 +108,8 @@ def plan_markdown(plan: Any) -> str:
     if plan.statements:
         md += ["", "**SQL:**", "", "```sql"] + [s.strip() + "\n" for s in plan.statements] + ["```"]
     md += ["", "**Undo:**", "", "```sql", (plan.undo or "-- none").strip(), "```"]
-    md += ["", f"**To apply:** set `dry_run = False` and `confirm = {plan.confirm_text()}` ({plan.confirm_hint})."]
+    md += ["", f"**To apply:** the command above the plan (`plan_fingerprint` `{plan.fingerprint}`)." if plan.rerun
+           else f"**To apply:** set `dry_run = False` and `confirm = {plan.confirm_text()}` ({plan.confirm_hint})."]
     return redact("\n".join(md))
 
 
@@ -117,7 +119,7 @@ def result_text(result: Any) -> str:
     if result.objects:
         lines += ["", text_table(result.objects)]
     if result.verified:
-        lines += ["", "Verified:"] + [f"  [{'ok' if v.ok else 'FAILED'}] {v.name}: {v.detail}" for v in result.verified]
+        lines += ["", "Verified:"] + [f"  [{'PASS' if v.ok else 'FAIL'}] {v.name}: {v.detail}" for v in result.verified]
     if result.warnings:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in result.warnings]
     if result.undo:
@@ -129,6 +131,12 @@ def result_text(result: Any) -> str:
     return redact("\n".join(lines))
 
 
+def verification_mark(ok: bool) -> str:
+    """PASS in green or FAIL in red, as a word: readable without an emoji font or colour."""
+    word, colour = ("PASS", "#1a7f37") if ok else ("FAIL", "#cf222e")
+    return f'<span style="color:{colour}"><b>{word}</b></span>'
+
+
 def result_markdown(result: Any) -> str:
     """The result as markdown (same content as :func:`result_text`, timings left out)."""
     md = [f"### Result: {result.action.name} — {result.outcome}", "", result.summary, ""]
@@ -136,7 +144,7 @@ def result_markdown(result: Any) -> str:
         md += [markdown_table(result.objects), ""]
     if result.verified:
         md += ["**Verified:**", ""] + [
-            f"- {'✅' if v.ok else '❌'} **{v.name}**: {md_escape(v.detail)}" for v in result.verified
+            f"- {verification_mark(v.ok)} **{v.name}**: {md_escape(v.detail)}" for v in result.verified
         ]
     if result.warnings:
         md += ["", "**Warnings:**", ""] + [f"- {md_escape(w)}" for w in result.warnings]

@@ -17,15 +17,17 @@ from pgrunbooks.actions import catalog
 from pgrunbooks.actions.autocommit import SESSION_MODE_NOTE, maintain_each, maintain_privilege, run_watched
 from pgrunbooks.actions.base import Action, ActionResult, Context, Plan, Verified
 from pgrunbooks.actions.catalog import Relation
-from pgrunbooks.actions.diagnostics import Flagged, flagged_relations
+from pgrunbooks.actions.diagnostics import Flagged, existing_schemas, flagged_relations
 from pgrunbooks.errors import SkippedByServerError
 
 TABLE_KINDS = ("r", "m", "p")
 # Rough rate for the plan's duration estimate.
 VACUUM_MB_PER_S = 150.0
 # The checks a table is taken from, and what each calls for.
-VACUUM_CHECKS = {"dead_tuples": "vacuum", "table_bloat": "vacuum", "stale_statistics": "analyze", "never_analyzed": "analyze"}
-VACUUM_REASONS = {"dead_tuples", "table_bloat", "requested"}
+# vacuum_age is answered by a VACUUM: a table only ANALYZEd would be flagged again next week.
+VACUUM_CHECKS = {"dead_tuples": "vacuum", "table_bloat": "vacuum", "vacuum_age": "vacuum",
+                 "stale_statistics": "analyze", "never_analyzed": "analyze"}
+VACUUM_REASONS = {"dead_tuples", "table_bloat", "vacuum_age", "requested"}
 VACUUM, ANALYZE = "vacuum (analyze)", "analyze"
 
 TABLE_STATS = (
@@ -74,11 +76,11 @@ class VacuumAnalyze(Action):
 
         Tables come from ``tables`` (explicit, each must exist) and, with ``from_checks``,
         from the diagnostics (the checks registry, its thresholds): ``dead_tuples`` and
-        ``table_bloat`` → ``VACUUM (ANALYZE)``, ``stale_statistics`` and ``never_analyzed``
+        ``table_bloat``, ``vacuum_age`` → ``VACUUM (ANALYZE)``, ``stale_statistics`` and ``never_analyzed``
         → ``ANALYZE``; a check that errors stops the plan (:class:`~pgrunbooks.errors.CheckFailedError`).
         ``analyze_only`` names tables to ANALYZE without vacuuming. Confirm with the database name.
         """
-        schemas = list(schemas)
+        schemas = existing_schemas(session, schemas)
         chosen = self._requested_tables(session, tables, analyze_only)
         source = "explicit list"
         if from_checks:

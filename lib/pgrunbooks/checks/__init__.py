@@ -22,8 +22,10 @@ from pgrunbooks.checks import maintenance as _maintenance  # noqa: F401,E402
 from pgrunbooks.checks import indexes as _indexes  # noqa: F401,E402
 from pgrunbooks.checks import bloat as _bloat  # noqa: F401,E402
 from pgrunbooks.checks import security as _security  # noqa: F401,E402
+from pgrunbooks.checks import exposure as _exposure  # noqa: F401,E402
 from pgrunbooks.checks import consistency as _consistency  # noqa: F401,E402
 from pgrunbooks.checks import tenant as _tenant  # noqa: F401,E402
+from pgrunbooks.checks import replication as _replication  # noqa: F401,E402
 
 __all__ = [
     "CATEGORIES",

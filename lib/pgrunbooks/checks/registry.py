@@ -46,7 +46,9 @@ CATEGORIES: dict[str, str] = {
     "indexes": "unused, duplicate, invalid and missing indexes, cache hits",
     "bloat": "estimated table and index bloat",
     "security": "row level security, policies, roles, grants, foreign keys",
+    "exposure": "what the Data API serves from the exposed schemas (Supabase advisor lints)",
     "consistency": "orphaned rows",
+    "replication": "replication slots and the WAL they retain",
     "tenant": "tenant isolation tested through the API roles",
 }
 

@@ -14,6 +14,15 @@ Rules every run follows:
   schema-qualified and quoted: no user schema is on the path);
 * a check that finds nothing returns exactly one ``ok`` finding saying what it checked, so
   reports show what was looked at.
+
+Exposed schemas: the schemas the Data API (PostgREST) serves, :attr:`Context.exposed_schemas`.
+By default they are read from the database, as PostgREST reads them: ``pgrst.db_schemas`` set on
+the ``authenticator`` role (``alter role authenticator set pgrst.db_schemas = 'public, api'``, as
+Supabase configures it; a setting for this database wins over one for every database), else on the
+database or the session (``current_setting('pgrst.db_schemas', true)``), else ``["public"]``. A
+caller overrides them with ``run_checks(..., exposed_schemas=["public", "api"])`` (the CLI's
+``--exposed-schemas``, a runbook's ``exposed_schemas`` parameter). Every check query receives them
+as the bound parameter ``%(exposed_schemas)s`` (cast it: ``%(exposed_schemas)s::text[]``).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from psycopg import sql
 
 from pgrunbooks.checks import thresholds as _thresholds
 from pgrunbooks.checks.registry import REGISTRY, Check, select
+from pgrunbooks.errors import UsageError
 from pgrunbooks.findings import Finding, Severity, suppress as _suppress
 from pgrunbooks.names import quote_ident
 from pgrunbooks.redact import redact
@@ -39,6 +49,8 @@ OWN_APPLICATIONS = ["pgrunbooks/%"]
 #: marker appended to every check query, so statement checks can leave our own queries out
 #: (pg_stat_statements keeps trailing comments, not leading ones).
 QUERY_MARKER = "/* pgrunbooks:check */"
+#: exposed schemas when the database does not set pgrst.db_schemas (PostgREST's own default)
+DEFAULT_EXPOSED_SCHEMAS = ["public"]
 
 Progress = Callable[["CheckResult", int, int], None]
 Tracer = Callable[[str, psycopg.Cursor, Any, Any], None]
@@ -58,6 +70,8 @@ class Context:
     extensions: dict[str, tuple[str, str, bool]]
     #: roles whose privileges the current role has (pg_has_role … 'usage'; all of them for superusers)
     roles: frozenset[str]
+    #: the schemas the Data API serves (see the module docstring), in pgrst.db_schemas order
+    exposed_schemas: list[str] = field(default_factory=lambda: list(DEFAULT_EXPOSED_SCHEMAS))
     #: per-run memo for checks that share a lookup (pg_stat_statements' columns…)
     cache: dict[str, Any] = field(default_factory=dict)
     #: called before every check query with (check id, cursor, query, params): bench/checks.py
@@ -79,7 +93,19 @@ class Context:
                              join pg_catalog.pg_namespace n on n.oid = e.extnamespace), '{}') as extensions,
                    array(select r.rolname::text from pg_catalog.pg_roles r
                          where pg_catalog.pg_has_role(current_user, r.oid, 'usage')
-                         order by r.rolname) as roles
+                         order by r.rolname) as roles,
+                   coalesce(
+                     -- what PostgREST's own session (role authenticator) sees: its role setting for
+                     -- this database, then for every database, then the database's own setting
+                     (select pg_catalog.substr(cfg, pg_catalog.length('pgrst.db_schemas=') + 1)
+                      from pg_catalog.pg_db_role_setting s
+                      join pg_catalog.pg_roles r on r.oid = s.setrole and r.rolname = 'authenticator'
+                      cross join lateral pg_catalog.unnest(s.setconfig) cfg
+                      where s.setdatabase in (0, (select d.oid from pg_catalog.pg_database d
+                                                  where d.datname = current_database()))
+                        and pg_catalog.starts_with(cfg, 'pgrst.db_schemas=')
+                      order by s.setdatabase desc limit 1),
+                     nullif(pg_catalog.current_setting('pgrst.db_schemas', true), '')) as db_schemas
         """ + QUERY_MARKER
         row = session.fetch(query)[0]
         return cls(
@@ -91,6 +117,7 @@ class Context:
             is_superuser=row["is_superuser"],
             extensions={k: (v[0], v[1], bool(v[2])) for k, v in row["extensions"].items()},
             roles=frozenset(row["roles"]),
+            exposed_schemas=parse_schemas(row["db_schemas"]) or list(DEFAULT_EXPOSED_SCHEMAS),
         )
 
     def has_role(self, role: str) -> bool:
@@ -99,6 +126,21 @@ class Context:
     def extension_schema(self, name: str) -> str | None:
         found = self.extensions.get(name)
         return found[0] if found else None
+
+
+def parse_schemas(value: str | Iterable[str] | None) -> list[str]:
+    """Schema names from a ``pgrst.db_schemas``-style list (``"public, api"``) or a sequence of names:
+    surrounding blanks dropped, duplicates and empty items left out, order kept."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError(f"exposed schemas must be schema names, got {item!r}",
+                             hint="for example exposed_schemas=['public', 'api'] or --exposed-schemas public,api")
+        name = item.strip()
+        if name and name not in out:
+            out.append(name)
+    return out
 
 
 @dataclass
@@ -167,15 +209,19 @@ def run_checks(
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
     suppress: Iterable[str] | None = None,
     progress: Progress | None = None,
+    exposed_schemas: str | Iterable[str] | None = None,
 ) -> list[Finding]:
     """Run the selected checks (all by default) and return their findings.
 
     ``thresholds`` overrides defaults per check (``{"dead_tuples": {"warning": 0.1}}``);
-    ``suppress`` drops findings by key (``check_id:object``) or by check id. Bad ids,
-    categories or thresholds raise :class:`~pgrunbooks.errors.UsageError` before any query.
+    ``suppress`` drops findings by key (``check_id:object``) or by check id;
+    ``exposed_schemas`` replaces the schemas read from ``pgrst.db_schemas`` (module docstring).
+    Bad ids, categories, thresholds or schema lists raise :class:`~pgrunbooks.errors.UsageError`
+    before any query.
     """
     return run_results(
-        session, ids=ids, categories=categories, thresholds=thresholds, suppress=suppress, progress=progress
+        session, ids=ids, categories=categories, thresholds=thresholds, suppress=suppress, progress=progress,
+        exposed_schemas=exposed_schemas,
     ).findings
 
 
@@ -188,6 +234,7 @@ def run_results(
     suppress: Iterable[str] | None = None,
     progress: Progress | None = None,
     tracer: Tracer | None = None,
+    exposed_schemas: str | Iterable[str] | None = None,
 ) -> Results:
     """Like :func:`run_checks`, but returns each check's findings *and* measurement rows
     (:class:`Results`; ``results.frame("table_sizes")`` is a DataFrame for charts).
@@ -196,8 +243,16 @@ def run_results(
     checks = select(ids, categories)
     overrides = _thresholds.validate(thresholds, REGISTRY)
     keys = list(suppress or ())
+    exposed = None
+    if exposed_schemas is not None:
+        exposed = parse_schemas(exposed_schemas)
+        if not exposed:
+            raise UsageError("exposed schemas: the list is empty",
+                             hint="name at least one schema (public), or leave it out to read pgrst.db_schemas")
     ctx = Context.load(session)
     ctx.tracer = tracer
+    if exposed is not None:
+        ctx.exposed_schemas = exposed
     results = Results()
     for index, check in enumerate(checks, 1):
         result = run_one(check, ctx, overrides)
@@ -216,6 +271,9 @@ def run_results(
 def run_one(check: Check, ctx: Context, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> CheckResult:
     """Run one check: requirements, measurements, evaluation; never raises for database trouble."""
     params = _thresholds.resolve(check, overrides)
+    if "schemas" in params and "schemas" not in ((overrides or {}).get(check.id) or {}):
+        # The API-facing checks look where the Data API looks (pgrst.db_schemas) unless told otherwise.
+        params["schemas"] = list(ctx.exposed_schemas)
     started = time.monotonic()
     reason = unmet_requirement(check, ctx)
     if reason is not None:
@@ -247,6 +305,8 @@ def run_one(check: Check, ctx: Context, overrides: Mapping[str, Mapping[str, Any
         ]
     except psycopg.Error as exc:
         findings = [error(check, _message(exc), "report it with the server version and this message")]
+    except UsageError:  # the caller's input (a threshold naming nothing): exit 3, not a finding
+        raise
     except Exception as exc:  # an evaluator bug must not end the run
         findings = [error(check, f"{type(exc).__name__}: {exc}", "report it: this is a bug in pgrunbooks")]
     return CheckResult(check, findings, rows, time.monotonic() - started, params)
@@ -296,9 +356,11 @@ def _privilege_fix(check: Check, ctx: Context) -> str:
 
 
 def fetch(ctx: Context, check: Check, text: str, params: Mapping[str, Any], *, identifiers=None) -> list[dict]:
-    """Run one query of ``check`` in its own read-only transaction and return its rows."""
+    """Run one query of ``check`` in its own read-only transaction and return its rows
+    (``params`` plus ``exposed_schemas``, bound)."""
     with transaction(ctx, check) as cur:
-        execute(ctx, check, cur, compose(ctx, check, text, identifiers), dict(params))
+        execute(ctx, check, cur, compose(ctx, check, text, identifiers),
+                {"exposed_schemas": list(ctx.exposed_schemas), **params})
         return cur.fetchall() if cur.description else []
 
 

@@ -1,4 +1,5 @@
-"""Security: row level security, policies, privileged roles, SECURITY DEFINER functions, anon grants,
+"""Security: row level security, policies, privileged roles, functions (SECURITY DEFINER ones without a
+search_path or callable through the API, mutable search_path in the exposed schemas), anon grants,
 missing foreign keys."""
 
 from __future__ import annotations
@@ -177,6 +178,56 @@ def _definer(check, rows, t, ctx):
     return out or [ok(check, "every SECURITY DEFINER function pins its search_path")]
 
 
+def _mutable_search_path(check, rows, t, ctx):
+    out = []
+    for r in rows:
+        exposed = r["api_execute"]
+        out.append(finding(
+            check, Severity.WARNING, f"{r['kind']} {r['name']} has a mutable search_path", object=r["name"],
+            value=", ".join(exposed) or None,
+            detail=f"{r['language']}, owned by {r['owner']}"
+                   + (f"; executable by {', '.join(exposed)} through the API" if exposed else "")
+                   + ". It resolves unqualified names on its caller's search_path: the same call can reach "
+                     "another schema's object, or one planted earlier on the path (splinter 0011).",
+            remediation=f"alter {r['kind']} {r['name']} set search_path = '';  -- then schema-qualify every name "
+                        "in its body\n"
+                        f"-- undo: alter {r['kind']} {r['name']} reset search_path;",
+            data=r,
+        ))
+    return out or [ok(check, f"every function in {', '.join(ctx.exposed_schemas)} pins its search_path")]
+
+
+def _definer_api(check, rows, t, ctx):
+    out = []
+    for r in rows:
+        callers = ", ".join(r["api_execute"])
+        if r["returns_table"] and (r["returns_rls_table"] or r["returns_tenant_table"]):
+            severity = Severity.CRITICAL
+            why = (f"it returns {'rows' if r['returns_set'] else 'a row'} of {r['returns_table']}"
+                   + (" (row level security enabled)" if r["returns_rls_table"] else "")
+                   + f" as {r['owner']}: whatever the caller's policies, through /rpc")
+        elif r["used_by_policies"]:
+            severity = Severity.INFO
+            why = (f"policies call it ({', '.join(r['used_by_policies'])}), so the API roles need EXECUTE; it is "
+                   f"also callable directly through /rpc and returns {r['returns']}: check that is harmless, or "
+                   "move it to a schema the API does not expose")
+        else:
+            severity = Severity.WARNING
+            why = f"it runs as {r['owner']} and returns {r['returns']}; the API exposes it through /rpc"
+        fixes = f"revoke execute on {r['kind']} {r['name']} from public, anon, authenticated;"
+        out.append(finding(
+            check, severity, f"{callers} can execute SECURITY DEFINER {r['kind']} {r['name']}", object=r["name"],
+            value=callers,
+            detail=f"{why} (splinter 0028/0029).",
+            remediation=fixes + "\n-- Grant it back only to the roles that need it (service_role), or move it out of "
+                                "the exposed schemas: create schema if not exists private; alter "
+                                f"{r['kind']} {r['name']} set schema private;",
+            data=r,
+        ))
+    return out or [ok(check, f"no SECURITY DEFINER function in {', '.join(ctx.exposed_schemas)} is executable by "
+                             "anon or authenticated")]
+
+
 def _anon(check, rows, t, ctx):
     out = []
     for r in rows:
@@ -300,6 +351,33 @@ register(Check(
     remediation="alter function <function> set search_path = ''; and schema-qualify its body.",
     evaluate=_definer,
     thresholds={"exclude_schemas": PLATFORM_SCHEMAS},
+))
+
+register(Check(
+    id="function_search_path",
+    title="Functions with a mutable search_path",
+    category="security",
+    description="Functions and procedures in the exposed schemas (not SECURITY DEFINER: see "
+                "security_definer_search_path) without `set search_path`; extension objects are left out.",
+    why="Unqualified names resolve on the caller's search_path: called from a definer function, a policy or "
+        "another schema's session, the function reads or runs something else (splinter 0011).",
+    remediation="alter function <function> set search_path = ''; and schema-qualify its body.",
+    evaluate=_mutable_search_path,
+))
+
+register(Check(
+    id="definer_api_execute",
+    title="SECURITY DEFINER functions callable through the API",
+    category="security",
+    description="SECURITY DEFINER functions in the exposed schemas that anon or authenticated may execute "
+                "(/rpc); critical when they return rows of a tenant table or of a table with RLS, info when "
+                "policies call them (the API roles need EXECUTE then).",
+    why="A definer function runs as its owner (postgres bypasses RLS): callable through /rpc, it returns "
+        "what its owner can read to anyone holding the public key or a login (splinter 0028, 0029).",
+    remediation="revoke execute on function <function> from public, anon, authenticated; or move it out of the "
+                "exposed schemas.",
+    evaluate=_definer_api,
+    thresholds={"tenant_column": "org_id"},
 ))
 
 register(Check(

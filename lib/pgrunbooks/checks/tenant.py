@@ -6,8 +6,13 @@ index). Then, for each sampled member of two or more organizations, inside a rea
 and one rolled-back savepoint per table: ``set local role authenticated`` and
 ``set_config('request.jwt.claims', '{"sub": …, "role": "authenticated"}', true)``, and it counts how
 many of the sampled rows of *other* organizations the member can fetch by primary key. Then the
-same as ``anon``, for whom every tenant row is foreign. Any visible foreign row is a leak. Nothing
-is written; the role and claims end with each savepoint; the session's own role is verified back.
+same as ``anon``, for whom every tenant row is foreign. Any visible foreign row is a leak.
+
+Both ways: each member also fetches a sample of their *own* organizations' rows in the same
+savepoint. Seeing none of them (a policy that hides them, like ``org_id = auth.uid()::text``) or
+being refused (SQLSTATE 42501, no SELECT grant while SELECT policies are written for members) is a
+finding naming the table, the policies and the member it was proven with. Nothing is written; the
+role and claims end with each savepoint; the session's own role is verified back.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import psycopg
 from psycopg import sql
 
 from pgrunbooks.checks.format import plural
-from pgrunbooks.checks.registry import Check, register
+from pgrunbooks.checks.registry import REGISTRY, Check, register
 from pgrunbooks.checks.runner import SkipCheck, compose, execute, fetch, finding, ok, transaction
 from pgrunbooks.checks.security import API_SCHEMAS, RECHECK
+from pgrunbooks.errors import UsageError
 from pgrunbooks.findings import Severity
-from pgrunbooks.names import quote_ident
+from pgrunbooks.names import qualified, quote_ident
 
 
 def _ident(qualified: str) -> sql.Identifier:
@@ -36,6 +42,19 @@ def _table(row) -> sql.Identifier:
 
 
 def _collect(check, ctx, t):
+    """The live probe, once per run and thresholds (multiple_permissive_policies reads it too)."""
+    key = "tenant_probe:" + json.dumps(dict(t), sort_keys=True, default=str)
+    if key not in ctx.cache:
+        try:
+            ctx.cache[key] = _probe(check, ctx, t)
+        except SkipCheck as skip:
+            ctx.cache[key] = skip
+    if isinstance(ctx.cache[key], SkipCheck):
+        raise ctx.cache[key]
+    return ctx.cache[key]
+
+
+def _probe(check, ctx, t):
     if not _can_set_role(ctx, check, "authenticated"):
         raise SkipCheck(
             f"role {ctx.current_user} cannot SET ROLE authenticated, so it cannot test what the API sees",
@@ -44,6 +63,12 @@ def _collect(check, ctx, t):
         )
     tables = fetch(ctx, check, check.sql(ctx.server_version), t)
     tenant_table = next((r for r in tables if r["is_tenant_table"]), None)
+    if tenant_table is None and any(t[k] != check.thresholds[k] for k in ("tenant_table", "tenant_column")):
+        raise UsageError(
+            f"tenant_isolation: tenant_table {t['tenant_table']} (tenant_column {t['tenant_column']}) matches no table "
+            f"with a single-column primary key in {', '.join(t['schemas'])}",
+            hint="give the table that holds one row per tenant, e.g. --threshold tenant_isolation.tenant_table=public.organizations",
+        )
     if tenant_table is None:
         raise SkipCheck(f"tenant table {t['tenant_table']} not found in {', '.join(t['schemas'])} (or it has no "
                         "single-column primary key)", "set tenant_table / tenant_column to your schema's names")
@@ -63,7 +88,7 @@ def _collect(check, ctx, t):
     sample_sql = check.sql(ctx.server_version, "sample")
     tenant_ids = {"tenant_table": _table(tenant_table), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
     for table in tables:
-        table.update(leaks=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
+        table.update(leaks=[], own=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
         query = compose(ctx, check, sample_sql, {**tenant_ids, "table": _table(table),
                                                  "pk": sql.Identifier(table["pk_column"]),
                                                  "key": sql.Identifier(table["key_column"])})
@@ -73,41 +98,59 @@ def _collect(check, ctx, t):
             execute(ctx, check, cur, query, dict(t))
             table["sample"] = [(r["pk"], r["tenant"]) for r in cur.fetchall()]
     probe = check.sql(ctx.server_version, "probe")
+    own_sql = check.sql(ctx.server_version, "own")
     subjects = [("authenticated", m["user_id"], set(m["tenants"])) for m in members]
     if _can_set_role(ctx, check, "anon"):
         subjects.append(("anon", None, set()))
     conn = ctx.session.conn
     for role, user_id, own in subjects:
+        member = role == "authenticated"
         claims = {"role": role} if user_id is None else {"sub": user_id, "role": role, "aud": role}
         with transaction(ctx, check, search_path=None) as cur:
             for table in tables:
-                if not table[f"{role}_select"]:
+                # A table with SELECT policies for authenticated is meant to be read by members:
+                # probe it even without the grant, so a missing grant shows as the 42501 members get.
+                if not (table[f"{role}_select"] or (member and table["authenticated_policies"])):
                     continue
                 foreign = [pk for pk, tenant in table["sample"] if tenant not in own]
-                if not foreign:
+                mine = _own_rows(ctx, check, cur, own_sql, table, own, t) if member else []
+                if not foreign and not mine:
                     continue
                 query = compose(ctx, check, probe, {"table": _table(table), "pk": sql.Identifier(table["pk_column"])})
-                with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
-                    cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
-                    # The probe fetches a few hundred rows by primary key. On small tables
-                    # (and on PostgreSQL 15's costing) the planner prefers reading the whole
-                    # table; a diagnostic must not, whatever the table's size tomorrow.
-                    cur.execute("set local enable_seqscan = off")
-                    cur.execute(
-                        "select set_config('request.jwt.claims', %s, true),"
-                        " set_config('request.jwt.claim.sub', %s, true),"
-                        " set_config('request.jwt.claim.role', %s, true)",
-                        (json.dumps(claims), user_id or "", role),
-                    )
-                    execute(ctx, check, cur, query, {"ids": foreign})
-                    leaked = cur.fetchone()["leaked"]
+                leaked = seen = denied = None
+                try:
+                    with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
+                        cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+                        # The probe fetches a few hundred rows by primary key. On small tables
+                        # (and on PostgreSQL 15's costing) the planner prefers reading the whole
+                        # table; a diagnostic must not, whatever the table's size tomorrow.
+                        cur.execute("set local enable_seqscan = off")
+                        cur.execute(
+                            "select set_config('request.jwt.claims', %s, true),"
+                            " set_config('request.jwt.claim.sub', %s, true),"
+                            " set_config('request.jwt.claim.role', %s, true)",
+                            (json.dumps(claims), user_id or "", role),
+                        )
+                        if foreign:
+                            execute(ctx, check, cur, query, {"ids": foreign})
+                            leaked = cur.fetchone()["leaked"]
+                        if mine:
+                            execute(ctx, check, cur, query, {"ids": mine})
+                            seen = cur.fetchone()["leaked"]
+                except psycopg.errors.InsufficientPrivilege as exc:  # SQLSTATE 42501: no SELECT grant
+                    denied = exc.sqlstate
                 if role == "anon":
                     table["anon_leaked"], table["anon_probed"] = leaked, len(foreign)
-                else:
+                    continue
+                tenants = sorted(str(x) for x in own)
+                if leaked is not None:
                     table["probed_members"] += 1
                     if leaked:
-                        table["leaks"].append({"user_id": user_id, "tenants": sorted(str(x) for x in own),
+                        table["leaks"].append({"user_id": user_id, "tenants": tenants,
                                                "leaked": leaked, "probed": len(foreign)})
+                if mine:
+                    table["own"].append({"user_id": user_id, "tenants": tenants, "expected": len(mine),
+                                         "seen": seen, "denied": denied})
             cur.execute("select current_user::text as role")
             back = cur.fetchone()["role"]
             if back != ctx.current_user:  # pragma: no cover - the savepoint rollback restores it
@@ -116,6 +159,17 @@ def _collect(check, ctx, t):
         table["members_sampled"] = len(members)
         table["sampled_rows"] = len(table.pop("sample"))
     return tables
+
+
+def _own_rows(ctx, check, cur, own_sql: str, table, tenants: set, t) -> list:
+    """Primary keys of up to rows_per_tenant rows of each of a member's own tenants in ``table``,
+    read as the connected role (the rows the member must see)."""
+    query = compose(ctx, check, own_sql, {"table": _table(table), "pk": sql.Identifier(table["pk_column"]),
+                                          "key": sql.Identifier(table["key_column"])})
+    with ctx.session.conn.transaction(force_rollback=True):
+        cur.execute("set local enable_seqscan = off")  # through the tenant column's index, as the sample
+        execute(ctx, check, cur, query, {"tenants": sorted(tenants), "rows_per_tenant": t["rows_per_tenant"]})
+        return [r["pk"] for r in cur.fetchall()]
 
 
 def _can_set_role(ctx, check, role: str) -> bool:
@@ -191,7 +245,9 @@ def _evaluate(check, rows, t, ctx):
             value=max([leak["leaked"] for leak in r["leaks"]] + [r["anon_leaked"] or 0]),
             detail="; ".join(problems) + ".", remediation=remediation, data=r,
         ))
-    if out:
+    for r in rows:
+        out.extend(_own_rows_findings(check, r, t))
+    if any(f.severity is not Severity.INFO for f in out):
         return out
     probed = [r for r in rows if r["probed_members"] or r["anon_leaked"] is not None]
     sampled = sum(r["sampled_rows"] for r in rows)
@@ -201,9 +257,76 @@ def _evaluate(check, rows, t, ctx):
                         detail=f"{len(rows)} tenant tables found; anon tested on "
                                f"{sum(1 for r in rows if r['anon_leaked'] is not None)}.",
                         remediation="Seed a test member of two organizations, or lower the sample's requirements.")]
-    return [ok(check, f"{plural(members, 'member')} of 2+ organizations and anon saw none of {sampled:,} sampled "
-                      f"rows of other organizations in {plural(len(probed), 'tenant table')}"
-                      + (f"; not granted to authenticated: {', '.join(not_granted)}" if not_granted else ""))]
+    own = sum(o["expected"] for r in rows for o in r["own"])
+    return out + [ok(check, f"{plural(members, 'member')} of 2+ organizations and anon saw none of {sampled:,} sampled "
+                            f"rows of other organizations in {plural(len(probed), 'tenant table')}, and the members "
+                            f"saw their own organizations' rows ({own:,} sampled)"
+                            + (f"; not granted to authenticated: {', '.join(not_granted)}" if not_granted else ""))]
+
+
+def _own_rows_findings(check, r, t) -> list:
+    """The other way round: a member who cannot see their own organization's rows, because SELECT
+    is not granted (42501) or because the policies hide them (the guide's ``org_id = auth.uid()``)."""
+    denied = [o for o in r["own"] if o["denied"]]
+    read = [o for o in r["own"] if not o["denied"]]
+    # Locked out only when no member tested sees any own row: a policy narrower than the tenant
+    # (a user's own rows) can leave one member with none and is reported as partial.
+    hidden = read if read and all(o["seen"] == 0 for o in read) else []
+    partial = [] if hidden else [o for o in read if o["seen"] < o["expected"]]
+    policies = "; ".join(r["authenticated_policies"]) or "none for authenticated"
+    if denied:
+        o = denied[0]
+        return [finding(
+            check, Severity.WARNING,
+            f"{r['name']}: members are refused their own organization's rows (SQLSTATE {o['denied']}, no SELECT grant)",
+            object=f"{r['name']}:own_rows", value=o["denied"],
+            detail=f"{plural(len(denied), 'member')} tested, e.g. user {o['user_id']} (member of "
+                   f"{', '.join(o['tenants'])}), got permission denied reading it as authenticated, although its "
+                   f"SELECT policies are written for them ({policies}): every API read of it fails.",
+            remediation=f"grant select on {r['name']} to authenticated;\n" + RECHECK,
+            data={**r, "proven_with": o},
+        )]
+    if hidden:
+        o = hidden[0]
+        names = ", ".join(map(quote_ident, r["authenticated_policy_names"])) or "no permissive SELECT policy"
+        return [finding(
+            check, Severity.WARNING,
+            f"{r['name']}: members see none of their own organization's rows (policy {names})",
+            object=f"{r['name']}:own_rows", value=0, threshold=o["expected"],
+            detail=f"{plural(len(hidden), 'member')} tested, e.g. user {o['user_id']} (member of "
+                   f"{', '.join(o['tenants'])}), saw 0 of {o['expected']} sampled rows of their own organizations "
+                   f"through {policies}. A policy comparing the tenant column with the user's id "
+                   "(org_id = auth.uid()::text) hides every row: isolation by locking everyone out.",
+            remediation=_tenant_policy_fix(r, t),
+            data={**r, "proven_with": o},
+        )]
+    if partial:
+        o = partial[0]
+        return [finding(
+            check, Severity.INFO, f"{r['name']}: members see only part of their own organization's rows",
+            object=f"{r['name']}:own_rows", value=o["seen"], threshold=o["expected"],
+            detail=f"{plural(len(partial), 'member')} of {len(read)} tested, e.g. user {o['user_id']}, saw {o['seen']} "
+                   f"of {o['expected']} sampled rows of their own organizations "
+                   f"through {policies}: right if the policy is meant to be narrower than the tenant (own rows, a "
+                   "role), a bug otherwise.",
+            data={**r, "proven_with": o},
+        )]
+    return []
+
+
+def _tenant_policy_fix(r, t) -> str:
+    """The member's-organizations expression for ``r``'s SELECT policies (or a new policy)."""
+    membership = qualified(*t["membership_table"].split(".", 1))
+    expr = (f"{quote_ident(r['key_column'])} in (select m.{quote_ident(t['tenant_column'])} from {membership} m "
+            f"where m.{quote_ident(t['member_column'])} = (select auth.uid()))")
+    if not r["authenticated_policy_names"]:
+        return (f"create policy {quote_ident(r['table'] + '_tenant_select')} on {r['name']} for select to authenticated "
+                f"using ({expr});\n" + RECHECK)
+    return "".join(
+        f"alter policy {quote_ident(name)} on {r['name']} using ({expr})"
+        + (f" with check ({expr})" if command == "all" else "") + ";\n"
+        for name, command in zip(r["authenticated_policy_names"], r["authenticated_policy_commands"])
+    ) + RECHECK
 
 
 register(Check(
@@ -212,10 +335,13 @@ register(Check(
     category="tenant",
     description="For sampled members of two or more organizations (and for anon), every tenant table, read "
                 "through the API role with their JWT claims, shows none of a sample of other organizations' rows "
-                "(rows_per_tenant rows of each of the first sample_tenants organizations, fetched by primary key).",
+                "(rows_per_tenant rows of each of the first sample_tenants organizations, fetched by primary key); "
+                "and each member sees their own organizations' rows (critical: a leak; warning: members locked out "
+                "by a policy, or refused with SQLSTATE 42501 for a missing grant).",
     why="The policies can look right and still leak: permissive policies are OR-ed, RLS can be off, a view "
         "can bypass it. Only querying as the API does proves isolation.",
-    remediation="drop the leaking policy / enable RLS; every SELECT policy must restrict to the member's orgs.",
+    remediation="drop the leaking policy / enable RLS; every SELECT policy must restrict to the member's orgs "
+                "(not hide them); grant select to authenticated where its policies expect members.",
     evaluate=_evaluate,
     collect=_collect,
     thresholds={
@@ -232,4 +358,95 @@ register(Check(
     statement_timeout="20s",
     reads="a bounded sample per tenant table (sample_tenants x rows_per_tenant rows through the tenant column's "
           "index), then those rows by primary key as the API roles",
+))
+
+
+def _permissive_collect(check, ctx, t):
+    rows = fetch(ctx, check, check.sql(ctx.server_version), t)
+    isolation = REGISTRY["tenant_isolation"]
+    try:
+        probed = {r["name"]: r for r in _collect(isolation, ctx, isolation.thresholds)}
+        unprobed = None
+    except SkipCheck as skip:
+        probed, unprobed = {}, skip.reason
+    for r in rows:
+        table = probed.get(r["name"])
+        r["probe"] = unprobed or ("not a tenant table" if table is None else "probed")
+        r["leaked"] = None
+        r["open_policies"] = []
+        if table is not None and r["action"] == "select" and r["role"] in ("authenticated", "anon"):
+            leaks = [leak["leaked"] for leak in table["leaks"]] if r["role"] == "authenticated" else [table["anon_leaked"] or 0]
+            r["leaked"] = max(leaks, default=0)
+            r["open_policies"] = [p for p in table[f"{r['role']}_open_policies"] if p in r["policies"]]
+    return rows
+
+
+def _permissive(check, rows, t, ctx):
+    out = []
+    for r in rows:
+        policies = ", ".join(map(quote_ident, r["policies"]))
+        where = f"{r['name']} for {r['role']} {r['action']}"
+        if r["leaked"]:
+            culprits = r["open_policies"]
+            out.append(finding(
+                check, Severity.CRITICAL, f"{where}: permissive policies {policies} are OR-ed into a leak",
+                object=f"{r['name']}:{r['role']}:{r['action']}", value=len(r["policies"]),
+                detail=f"tenant_isolation's live probe, as {r['role']}, saw {r['leaked']} sampled rows of other "
+                       "organizations: one of these policies is wider than the tenant, and permissive policies "
+                       "are OR-ed" + (f" ({', '.join(map(quote_ident, culprits))} is simply true)" if culprits else "")
+                       + ".",
+                remediation=("".join(f"drop policy {quote_ident(p)} on {r['name']};\n" for p in culprits)
+                             if culprits else
+                             "-- Drop or narrow the policy that does not restrict to the member's organizations "
+                             "(see tenant_isolation's finding for this table).\n") + RECHECK,
+                data=r,
+            ))
+            continue
+        out.append(finding(
+            check, Severity.WARNING, f"{where}: {len(r['policies'])} permissive policies ({policies})",
+            object=f"{r['name']}:{r['role']}:{r['action']}", value=len(r["policies"]),
+            detail="Every permissive policy is evaluated for every row the query reads and the results OR-ed "
+                   "(splinter 0006): merged into one, the check runs once. "
+                   + ("The live tenant probe saw no leak through them." if r["probe"] == "probed" else
+                      f"Not proven leak-free by a live probe ({r['probe']})."),
+            remediation=_merge(r),
+            data=r,
+        ))
+    return out or [ok(check, f"no two permissive policies apply to the same role and action on a table in "
+                             f"{', '.join(ctx.exposed_schemas)}")]
+
+
+def _merge(r) -> str:
+    """One policy OR-ing the pair's expressions, replacing them, when each applies to this role and
+    action only; otherwise what to do (a ``for all`` or multi-role policy also serves other actions)."""
+    action, role = r["action"], r["role"]
+    # With check applies to insert and update (a policy without one checks new rows with its using).
+    checks = [c or u for u, c in zip(r["using_exprs"], r["check_exprs"])]
+    needed = ([] if action == "insert" else r["using_exprs"]) + (checks if action in ("insert", "update") else [])
+    if not r["mergeable"] or any(e is None for e in needed):
+        return ("-- " + ", ".join(map(quote_ident, r["policies"])) + f" also serve other roles or actions: write one "
+                f"policy for {role} {action} whose using (and with check) is the OR of theirs, and narrow the others "
+                "to what remains (create policy … for <action> to <role>; drop policy …).")
+    using = "" if action == "insert" else " using (" + " or ".join(f"({e})" for e in r["using_exprs"]) + ")"
+    check = (" with check (" + " or ".join(f"({e})" for e in checks) + ")") if action in ("insert", "update") else ""
+    merged = quote_ident(f"{r['table']}_{action}_{role}")
+    return (f"create policy {merged} on {r['name']} as permissive for {action} to {quote_ident(role)}{using}{check};\n"
+            + "".join(f"drop policy {quote_ident(p)} on {r['name']};\n" for p in r["policies"])
+            + "-- The merged policy admits exactly the rows the pair did, evaluated once per row.")
+
+
+register(Check(
+    id="multiple_permissive_policies",
+    title="Several permissive policies for one role and action",
+    category="tenant",
+    description="Tables in the exposed schemas where two or more permissive policies apply to the same role and "
+                "action: a performance warning, critical when tenant_isolation's live probe (its default "
+                "thresholds, run once) proves their union leaks other organizations' rows.",
+    why="Permissive policies are OR-ed and each is evaluated per row (splinter 0006): slower, and one wide "
+        "policy (using true) opens the table whatever the tenant policy says.",
+    remediation="drop the policy that leaks; merge the others into one per role and action.",
+    evaluate=_permissive,
+    collect=_permissive_collect,
+    statement_timeout="20s",
+    reads="catalogs, then tenant_isolation's bounded probe (shared with that check when both run)",
 ))

@@ -8,6 +8,7 @@ threshold name, or a value of the wrong type, is a :class:`~pgrunbooks.errors.Us
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any, Iterable, Mapping
 
@@ -34,16 +35,31 @@ def validate(overrides: Overrides | None, registry: Mapping[str, Any]) -> dict[s
             hint='for example {"dead_tuples": {"warning": 0.1}}',
         )
     out: dict[str, dict[str, Any]] = {}
+    problems: list[UsageError] = []
     for check_id, values in overrides.items():
         check = registry.get(check_id)
         if check is None:
-            raise UsageError(f"thresholds: unknown check {check_id!r}", hint="known checks: " + ", ".join(registry))
+            close = difflib.get_close_matches(str(check_id), list(registry), n=3, cutoff=0.6)
+            problems.append(UsageError(
+                f"thresholds: unknown check {check_id!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""),
+                hint="known checks: " + ", ".join(registry),
+            ))
+            continue
         if not isinstance(values, Mapping):
-            raise UsageError(
+            problems.append(UsageError(
                 f"thresholds for {check_id} must be a mapping of name to value",
                 hint=f"known names: {', '.join(check.thresholds) or '(none)'}",
-            )
-        out[check_id] = {name: coerce(check, name, value) for name, value in values.items()}
+            ))
+            continue
+        for name, value in values.items():
+            try:
+                out.setdefault(check_id, {})[name] = coerce(check, name, value)
+            except UsageError as exc:
+                problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:  # every problem at once, each with its own hint
+        raise UsageError("bad thresholds:\n  - " + "\n  - ".join(str(p).replace("\n", "\n    ") for p in problems), hint="")
     return out
 
 

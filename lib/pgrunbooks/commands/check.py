@@ -39,6 +39,8 @@ def register(sub) -> None:
                    help="override a threshold, e.g. dead_tuples.warning=0.1 (repeatable)")
     p.add_argument("--suppress", action="append", default=[], metavar="KEY",
                    help="drop findings with this key (check_id:object) or check id (repeatable)")
+    p.add_argument("--exposed-schemas", default=None, metavar="SCHEMA,…",
+                   help="the schemas the Data API serves (default: the database's pgrst.db_schemas, else public)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     p.add_argument("--fail-on", default=DEFAULT_FAIL_ON,
                    help="exit 1 when a finding is at or above this severity: info, warning, error, critical (default), none")
@@ -67,7 +69,8 @@ def _handle(args) -> int:
     started = time.monotonic()
     with db.connect(args.target, runbook="check") as session:
         results = checks.run_results(
-            session, ids=[c.id for c in selected], thresholds=overrides, suppress=_split(args.suppress)
+            session, ids=[c.id for c in selected], thresholds=overrides, suppress=_split(args.suppress),
+            exposed_schemas=args.exposed_schemas,
         )
         info = session.fetch_one("select current_user::text as role, current_database()::text as database") or {}
         version = session.conn.info.parameter_status("server_version")
@@ -113,12 +116,17 @@ def _table(findings, *, show_ok: bool) -> str:
     if not rows:
         return "no findings above ok (use --all to list every check)"
     header = ("severity", "check", "object", "finding")
-    cells = [(f.severity.value, f.check_id, _clip(f.object, 48), _clip(f.title, 110)) for f in rows]
+    # A skipped check says why instead of its bare title, and what enables it on the next line.
+    cells = [(f.severity.value, f.check_id, _clip(f.object, 48),
+              _clip(f.detail if f.severity is Severity.SKIPPED and f.detail else f.title, 110)) for f in rows]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(3)]
+    indent = " " * (sum(widths) + 2 * len(widths))
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths + [0])).rstrip()]
     lines.append("  ".join("-" * w for w in widths + [len(header[3])]))
-    for c in cells:
+    for f, c in zip(rows, cells):
         lines.append("  ".join(x.ljust(w) for x, w in zip(c, widths + [0])).rstrip())
+        if f.severity is Severity.SKIPPED and f.remediation:
+            lines.append(f"{indent}enable: {' '.join(f.remediation.split())}")
     return redact("\n".join(lines))
 
 
@@ -135,10 +143,44 @@ def _print_list(selected, fmt: str) -> None:
             for c in selected
         ], indent=2, default=str) + "\n")
         return
-    width = max(len(c.id) for c in selected) if selected else 10
+    rows = [("check", "category", "title", "needs", "thresholds")]
     for c in selected:
-        limits = ", ".join(f"{k}={v}" for k, v in c.thresholds.items() if not isinstance(v, (list, tuple)))
-        needs = "; ".join(c.requirements[1:])
-        sys.stdout.write(f"{c.id.ljust(width)}  {c.category:<11} {c.title}"
-                         + (f"  [{limits}]" if limits else "") + (f"  needs {needs}" if needs else "") + "\n")
+        limits = ", ".join(f"{k}={_threshold_text(c.id, k, v)}" for k, v in c.thresholds.items()
+                           if not isinstance(v, (list, tuple)))
+        rows.append((c.id, c.category, c.title, "; ".join(c.requirements[1:]) or "-", limits or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, r in enumerate(rows):
+        sys.stdout.write("  ".join(x.ljust(w) for x, w in zip(r, widths + [0])).rstrip() + "\n")
+        if i == 0:
+            sys.stdout.write("  ".join("-" * w for w in widths + [len(r[4])]) + "\n")
+
+
+#: checks whose warning/critical thresholds are durations, and in which unit (the check's own)
+_DURATION_UNITS = {
+    "long_running_queries": "s", "idle_in_transaction": "s", "blocking_locks": "s",
+    "slow_statements": "ms", "statements_reset_age": "days", "vacuum_age": "days",
+}
+_LEVELS = ("warning", "critical", "info")
+
+
+def _threshold_text(check_id: str, name: str, value) -> str:
+    """A threshold with its unit: ``75%`` for shares, ``8 GiB`` for sizes, ``300 s`` for durations."""
+    if value is None:
+        return "off"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if name in _LEVELS and check_id in _DURATION_UNITS:
+        return f"{value:g} {_DURATION_UNITS[check_id]}"
+    if name.endswith("_ms"):
+        return f"{value:g} ms"
+    if name.endswith("_hours"):
+        return f"{value:g} h"
+    if name.endswith("bytes") or (isinstance(value, int) and value >= 1024**2 and value % 1024**2 == 0):
+        for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("kiB", 1024)):
+            if value >= size and value % size == 0:
+                return f"{value // size:,} {unit}"
+        return f"{value:,} B"
+    if isinstance(value, float) and 0 <= value <= 1 and (name in _LEVELS or name == "share"):
+        return f"{value * 100:g}%"  # shares and ratios: dead/total, used/max, growth…
+    return f"{value:g}" if isinstance(value, float) else f"{value:,}"
 

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Sequence
 
 from pgrunbooks.engine.catalog import Runbook
-from pgrunbooks.engine.html import counts_text, sum_counts
+from pgrunbooks.engine.html import counts_text, run_status_word, sum_counts, worst_findings
 from pgrunbooks.engine.results import OK, RunResult
 from pgrunbooks.redact import redact
+
+#: how many of the worst findings the console lists after a run (index.html lists them all)
+ATTENTION_SHOWN = 10
 
 _COLUMNS = [("critical", "crit"), ("error", "err"), ("warning", "warn"), ("info", "info"), ("skipped", "skip"), ("ok", "ok")]
 
@@ -23,8 +26,9 @@ def runbook_table(runbooks: Sequence[Runbook]) -> str:
 
 
 def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | None = None) -> str:
-    """The console table after a run: runbook, status, counts per severity, report path;
-    then each failure with its hint, the totals and where the index is."""
+    """The console table after a run: runbook, status (``ran``/``FAILED``), counts per severity,
+    report path; then each failure with its hint, the worst findings (what to look at first),
+    the totals and where the index is."""
     cwd = cwd or Path.cwd()
 
     def shown(p: Path | None) -> str:
@@ -40,7 +44,7 @@ def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | No
     rows = []
     for r in results:
         counts = r.counts
-        rows.append([r.name, r.status, *[str(counts.get(sev, 0)) for sev, _ in _COLUMNS], f"{r.seconds:.1f}s", shown(r.html)])
+        rows.append([r.name, run_status_word(r.status), *[str(counts.get(sev, 0)) for sev, _ in _COLUMNS], f"{r.seconds:.1f}s", shown(r.html)])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     numeric = set(range(2, 2 + len(_COLUMNS) + 1))
 
@@ -55,6 +59,16 @@ def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | No
             hint = r.error.hint()
             if hint:
                 lines.append(f"  {hint}")
+    found = worst_findings((r.name, r.findings) for r in results)
+    if found:
+        lines.append("look at first:")
+        shown_now = found[:ATTENTION_SHOWN]
+        width = max(len(str(f.severity)) for _, f in shown_now)
+        name_width = max(len(name) for name, _ in shown_now)
+        for name, f in shown_now:
+            lines.append(f"  {str(f.severity).ljust(width)}  {name.ljust(name_width)}  {f.key}: {f.title}")
+        if len(found) > ATTENTION_SHOWN:
+            lines.append(f"  … and {len(found) - ATTENTION_SHOWN} more in index.html")
     failed = sum(r.status != OK for r in results)
     lines.append(f"findings: {counts_text(sum_counts(r.counts for r in results))}; {len(results)} runbook(s), {failed} failed")
     lines.append(f"reports:  {shown(run_dir / 'index.html')}")

@@ -114,11 +114,29 @@ def _run(args) -> int:
     options = _options(args)
     runbook = find_runbook(args.name)
     values, raw = params.merge(args.files, args.assignments)
-    prepared = prepare(runbook, values, raw=raw, target=args.target)
+    try:
+        prepared = prepare(runbook, values, raw=raw, target=args.target)
+    except UsageError as exc:
+        _record_refusal(runbook, values, args.target, exc)
+        raise
     run_dir = new_run_dir(args.out)
     print(redact(f"running {runbook.name}" + (f" on {prepared.target}" if prepared.target else "") + " …"), file=sys.stderr)
     results = run_all([prepared], run_dir, options, jobs=1, title=f"pgrunbooks run {runbook.name}")
     return _finish(results, run_dir, fail_on)
+
+
+def _record_refusal(runbook, values: dict, target: str | None, exc: UsageError) -> None:
+    """An apply refused for its values, before anything connected, still leaves its audit record."""
+    if not runbook.mutates or values.get("dry_run", True) is not False:
+        return  # a dry run changes nothing: nothing to audit
+    from pgrunbooks import audit
+
+    audit.append(audit.new_record(
+        action=runbook.short_name, runbook=runbook.name, operator=audit.operator_name(values.get("operator")),
+        target=str(target or values.get("target") or ""), parameters=values, outcome="refused",
+        started_at=audit.utc_now(),
+        error={"type": type(exc).__name__, "message": exc.message, "hint": exc.hint, "while": "validating parameters"},
+    ))
 
 
 def _suite(args) -> int:

@@ -26,7 +26,7 @@ def register(sub) -> None:
         help="the local PostgreSQL sandbox (start, stop, status, reset, seed, psql)",
         description="A real PostgreSQL initialised like Supabase, with data under .pgrunbooks/ (or $PGRUNBOOKS_HOME).",
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_ActionParser)
     actions.required = True
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -35,7 +35,8 @@ def register(sub) -> None:
         return p
 
     start = common(actions.add_parser("start", help="initialise (first time) and start the server; idempotent"))
-    start.add_argument("--port", help="also listen on 127.0.0.1:PORT ('auto' picks a free one)")
+    start.add_argument("--port", help="also listen on 127.0.0.1:PORT (password logins only; 'auto' picks a free one, "
+                                      "or keeps the one the sandbox has); changing it on a running sandbox needs a stop first")
     start.set_defaults(handler=_start)
     common(actions.add_parser("stop", help="stop the server (fast shutdown)")).set_defaults(handler=_stop)
     common(actions.add_parser("status", help="version, pid and connection string")).set_defaults(handler=_status)
@@ -49,11 +50,28 @@ def register(sub) -> None:
     seed.add_argument("--db", default=DEFAULT_DATABASE, help=f"database to (re)create (default {DEFAULT_DATABASE})")
     seed.set_defaults(handler=_seed)
 
-    psql = common(actions.add_parser("psql", help="open psql on the sandbox as postgres (extra args go to psql)"))
+    psql = common(actions.add_parser(
+        "psql", help="open psql on the sandbox as postgres (extra args go to psql)",
+        usage="pgrunbooks sandbox psql [--db DB] [--user USER] [PSQL ARGUMENT ...]  e.g. -c 'select 1'",
+    ))
     psql.add_argument("--db", default=DEFAULT_DATABASE)
     psql.add_argument("--user", default="postgres")
-    psql.add_argument("psql_args", nargs=argparse.REMAINDER)
-    psql.set_defaults(handler=_psql)
+    psql.set_defaults(handler=_psql, psql_args=[])
+
+
+class _ActionParser(argparse.ArgumentParser):
+    """The sandbox actions' parser: ``psql`` hands every argument it does not know to psql.
+
+    A positional ``nargs=REMAINDER`` cannot do this: argparse rejects a remainder that starts
+    with an option (``-c 'select 1'``), so the unknown arguments are collected here instead.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if hasattr(namespace, "psql_args"):
+            namespace.psql_args = [*namespace.psql_args, *(extras[1:] if extras[:1] == ["--"] else extras)]
+            extras = []
+        return namespace, extras
 
 
 def _sandbox(args, port: int | None = None) -> Sandbox:
@@ -89,7 +107,10 @@ def print_status(status: SandboxStatus, out=sys.stdout) -> None:
 
 
 def _start(args) -> int:
-    status = _sandbox(args, _port(args.port)).start()
+    current = _sandbox(args)
+    # `--port auto` asks for a TCP listener: one the sandbox already has is the answer.
+    port = current.port if args.port == "auto" and current.tcp else _port(args.port)
+    status = _sandbox(args, port).start()
     print_status(status)
     return 0
 

@@ -143,7 +143,7 @@ def write_index(results: Sequence[RunResult], run_dir: Path, *, title: str) -> P
         report.IndexEntry(
             name=r.name, status=r.status, counts=r.counts, html=rel(r.html), ipynb=rel(r.ipynb),
             findings=rel(r.findings_json), error=r.error.one_line() if r.error else None,
-            seconds=r.seconds, worst=r.worst.value,
+            seconds=r.seconds, worst=r.worst.value, worst_findings=r.findings,
         )
         for r in results
     ]

@@ -16,12 +16,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pgrunbooks.engine.interrupts import Interrupts
 from pgrunbooks.engine.kernels import StartedKernel, start_kernel_for
 from pgrunbooks.engine.prepare import Prepared
-from pgrunbooks.engine.results import ErrorInfo, Options
+from pgrunbooks.engine.results import INTERRUPTED, ErrorInfo, Options
 from pgrunbooks.redact import redact
 
 ENGINE_NAME = "pgrunbooks"
+NOT_RUN = "not run: the run was interrupted (SIGINT/SIGTERM) before this cell"
 
 _KERNEL_NOISE = re.compile(
     r"(Kernel is running over TCP without encryption|Use IPC transport or launch with kernel manager-provisioned"
@@ -44,13 +46,16 @@ class Executed:
 
 
 def run_notebook(
-    prepared: Prepared, options: Options, take_kernel: Callable[[], StartedKernel] | None = None
+    prepared: Prepared, options: Options, take_kernel: Callable[[], StartedKernel] | None = None,
+    interrupts: Interrupts | None = None,
 ) -> Executed:
     """Execute one runbook with papermill; never raises for a notebook failure.
 
     ``take_kernel`` hands over a kernel started in advance (:meth:`~pgrunbooks.engine.kernels.KernelPool.take`);
     without it one is started now. A kernel that cannot start fails the runbook like any
-    other error; the kernel is shut down when the runbook is done."""
+    other error; the kernel is shut down when the runbook is done. With ``interrupts`` the
+    kernel is interrupted on SIGINT/SIGTERM and no further cell runs
+    (:mod:`pgrunbooks.engine.interrupts`)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -59,7 +64,7 @@ def run_notebook(
     started = time.monotonic()
     started_at = _dt.datetime.now(_dt.timezone.utc)
     deadline = started + float(options.timeout)
-    holder: dict[str, Any] = {}
+    holder: dict[str, Any] = {"stop": interrupts.event if interrupts else None}
     error: ErrorInfo | None = None
     nb = None
 
@@ -74,6 +79,8 @@ def run_notebook(
     kernel: StartedKernel | None = None
     try:
         kernel = take_kernel() if take_kernel else start_kernel_for(runbook.path, options.kernel_name)
+        if interrupts is not None:
+            interrupts.add(kernel)
         nb = papermill.execute_notebook(
             str(runbook.path),
             None,  # nothing on disk until it is redacted
@@ -104,6 +111,8 @@ def run_notebook(
     finally:
         kernel_text = ""
         if kernel is not None:
+            if interrupts is not None:
+                interrupts.discard(kernel)
             kernel.stop()  # already stopped unless papermill failed before it started
             kernel_text = _clean_text(kernel.log_text())
             kernel.remove_files()
@@ -136,6 +145,19 @@ def _register_engine() -> None:
             async def _async_handle_timeout(self, timeout, cell=None):
                 self.holder["timed_out"] = True
                 return await super()._async_handle_timeout(timeout, cell)
+
+            async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+                # A run interrupted between two cells (an idle kernel ignores SIGINT) runs no further cell.
+                stop = self.holder.get("stop")
+                if stop is not None and stop.is_set() and cell.cell_type == "code":
+                    from nbclient.exceptions import CellExecutionError
+                    import nbformat
+
+                    cell.outputs = [nbformat.v4.new_output(
+                        "error", ename=INTERRUPTED, evalue=NOT_RUN, traceback=[f"{INTERRUPTED}: {NOT_RUN}"]
+                    )]
+                    raise CellExecutionError(f"{INTERRUPTED}: {NOT_RUN}", INTERRUPTED, NOT_RUN)
+                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
         class PgRunbooksEngine(NBClientEngine):
             @classmethod
@@ -188,13 +210,21 @@ def _salvage(holder: dict, prepared: Prepared, exc: BaseException):
 
 
 def _interrupted_cell(nb) -> int | None:
-    """The running code cell, else the first one that did not complete, else the first one."""
+    """The code cell that was executing: the running one, else the last one started (papermill
+    marks a cell whose kernel died "completed"), else the first that did not complete, else
+    the first one (the kernel never started)."""
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
-    def status(i: int) -> str | None:
-        return nb.cells[i].get("metadata", {}).get("papermill", {}).get("status")
+    def meta(i: int) -> dict:
+        return nb.cells[i].get("metadata", {}).get("papermill", {})
 
-    for candidates in ([i for i in code if status(i) == "running"], [i for i in code if status(i) != "completed"], code):
+    started = [i for i in code if meta(i).get("start_time")]
+    for candidates in (
+        [i for i in code if meta(i).get("status") == "running"],
+        started[-1:],
+        [i for i in code if meta(i).get("status") != "completed"],
+        code,
+    ):
         if candidates:
             return candidates[0]
     return None

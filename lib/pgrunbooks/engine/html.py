@@ -326,6 +326,22 @@ def warm_up() -> None:
 # --------------------------------------------------------------------------------------
 # The run's index page
 # --------------------------------------------------------------------------------------
+#: the severities a DBA should look at first (the index's and the console's "look at first" list)
+ATTENTION = (Severity.CRITICAL, Severity.ERROR, Severity.WARNING)
+
+
+def run_status_word(status: str) -> str:
+    """How a runbook's run status reads in the index and the console: ``ran`` or ``FAILED``,
+    words that cannot be mistaken for a severity (``ok``, ``critical``…)."""
+    return "FAILED" if status == "failed" else "ran"
+
+
+def worst_findings(by_runbook: Iterable[tuple[str, Sequence[Finding]]]) -> list[tuple[str, Finding]]:
+    """``(runbook, finding)`` for every critical, error and warning finding, worst first."""
+    found = [(name, f) for name, findings in by_runbook for f in findings if f.severity in ATTENTION]
+    return sorted(found, key=lambda nf: (-nf[1].severity.rank, nf[0], nf[1].key))
+
+
 @dataclass
 class IndexEntry:
     """One runbook's line in a run's ``index.html``."""
@@ -339,17 +355,38 @@ class IndexEntry:
     error: str | None = None
     seconds: float | None = None
     worst: str = "ok"
+    #: its findings, for the page's "look at first" list (only warning and worse are shown)
+    worst_findings: Sequence[Finding] = ()
+
+
+def _attention_html(entries: Sequence[IndexEntry]) -> str:
+    """The worst findings of the whole run (runbook, key, title), above the runbook table."""
+    links = {e.name: e.html for e in entries}
+    found = worst_findings((e.name, e.worst_findings) for e in entries)
+    if not found:
+        return '<h2>Look at first</h2><p class="pgrb-attention">No critical, error or warning findings.</p>'
+    rows = []
+    for name, f in found:
+        runbook = f'<a href="{html.escape(links[name])}">{_esc(name)}</a>' if links.get(name) else _esc(name)
+        rows.append(f"<tr><td>{severity_badge(f.severity)}</td><td>{runbook}</td>"
+                    f"<td><code>{_esc(f.key)}</code></td><td>{_esc(f.title)}</td></tr>")
+    return (
+        f'<h2>Look at first</h2><div class="wrap"><table class="pgrb-attention"><thead><tr><th>severity</th>'
+        f"<th>runbook</th><th>key</th><th>finding</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def index_html(entries: Iterable[IndexEntry], *, title: str, subtitle: str = "") -> str:
     """The run's ``index.html``: one row per runbook with its status, counts and links."""
     entries = list(entries)
     sev_names = [s.value for s in SEVERITY_ORDER]
-    head = "".join(f"<th>{h}</th>" for h in ["runbook", "status", *sev_names, "time", "files"])
+    head = "".join(f"<th>{h}</th>" for h in ["runbook", "status", "worst", *sev_names, "time", "files"])
     rows = []
     for e in entries:
+        word = run_status_word(e.status)
+        status = (f'<b class="pgrb-run-failed" style="color:{SEVERITY_COLORS["failed"][1]}">{word}</b>'
+                  if e.status == "failed" else word)
         level = "failed" if e.status == "failed" else e.worst
-        status = severity_badge(level) if e.status != "ok" or level != "ok" else severity_badge("ok")
         links = " · ".join(
             f'<a href="{html.escape(p)}">{label}</a>'
             for label, p in (("report", e.html), ("notebook", e.ipynb), ("findings", e.findings))
@@ -361,7 +398,8 @@ def index_html(entries: Iterable[IndexEntry], *, title: str, subtitle: str = "")
         name = f'<a href="{html.escape(e.html)}">{_esc(e.name)}</a>' if e.html else _esc(e.name)
         err = f'<div class="err">{_esc(e.error)}</div>' if e.error else ""
         secs = f"{e.seconds:.1f}s" if e.seconds is not None else ""
-        rows.append(f"<tr><td>{name}{err}</td><td>{status}</td>{cells}<td class=num>{secs}</td><td>{links}</td></tr>")
+        rows.append(f"<tr><td>{name}{err}</td><td>{status}</td><td>{severity_badge(level)}</td>{cells}"
+                    f"<td class=num>{secs}</td><td>{links}</td></tr>")
     failed = sum(e.status == "failed" for e in entries)
     summary = f"{len(entries)} runbook(s), {failed} failed; findings: {counts_text(sum_counts(e.counts for e in entries))}"
     level = "failed" if failed else max(
@@ -381,6 +419,7 @@ def index_html(entries: Iterable[IndexEntry], *, title: str, subtitle: str = "")
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 16px; line-height: 1.45;
        color: #111827; max-width: 1100px; margin: 24px auto; padding: 0 16px; }}
 h1 {{ font-size: 1.5em; margin-bottom: 4px; }}
+h2 {{ font-size: 1.15em; margin: 18px 0 6px; }}
 .sub {{ color: #6b7280; margin-top: 0; }}
 .wrap {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; width: 100%; }}
@@ -394,6 +433,8 @@ a {{ color: #1d4ed8; }}
 <h1>{_esc(title)}</h1>
 <p class="sub">{_esc(subtitle)}</p>
 {banner}
+{_attention_html(entries)}
+<h2>Runbooks</h2>
 <div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>
 {''.join(rows)}
 </tbody></table></div>

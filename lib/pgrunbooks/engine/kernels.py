@@ -8,15 +8,18 @@ reports are written. The runbook then finds a ready kernel; nothing else changes
 binds no name in the kernel's namespace and does not count as an execution.
 
 The module is imported by the engine only; kernels never import it except through
-:func:`warm`, which must stay cheap.
+:func:`guard` and :func:`warm`, which must stay cheap.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 from concurrent.futures import Future
@@ -35,6 +38,39 @@ def warm(*modules: str) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the notebook's import will raise it where it is seen
             pass
+
+
+#: Seconds a kernel has, after SIGTERM, to let the interrupted cell roll back and record it.
+TERM_GRACE_S = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def guard(parent_pid: int) -> None:
+    """Run inside a starting kernel: make it stop with the CLI that started it.
+
+    * ``PR_SET_PDEATHSIG``: the kernel gets SIGTERM the moment its parent dies, even by
+      kill -9 (ipykernel's own parent poller looks once a second, and an apply commits a
+      batch in less);
+    * SIGTERM raises ``KeyboardInterrupt`` in the running cell, so an action rolls back its
+      open transaction and records ``interrupted``, and the kernel exits
+      :data:`TERM_GRACE_S` later whatever the cell does.
+
+    The death signal follows the thread that started the kernel; the engine starts kernels
+    from threads that outlive them (the run's workers)."""
+    def on_term(signum, frame):
+        timer = threading.Timer(TERM_GRACE_S, os._exit, args=(128 + signum,))
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt(f"terminated by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if parent_pid and os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(128 + signal.SIGTERM)
 
 
 def warm_modules(notebook: Path) -> list[str]:
@@ -80,6 +116,25 @@ class StartedKernel:
         except Exception:  # noqa: BLE001 - a manager that cannot tell is not worth using
             return False
 
+    def interrupt(self) -> None:
+        """SIGINT to the kernel's process group: ``KeyboardInterrupt`` in the running cell
+        (an idle kernel ignores it). Safe to call from a signal handler."""
+        self._signal(signal.SIGINT)
+
+    def terminate(self) -> None:
+        """SIGTERM: the kernel's :func:`guard` interrupts the cell again, then exits."""
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
+        provisioner = getattr(self.km, "provisioner", None)
+        pgid = getattr(provisioner, "pgid", None)
+        if not pgid:
+            return  # not launched (yet): nothing runs there
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:  # already gone
+            pass
+
     def stop(self) -> None:
         """Kill the kernel if it is still running (its log stays readable)."""
         from jupyter_core.utils import run_sync
@@ -108,14 +163,19 @@ def start_kernel(cwd: Path, kernel_name: str, modules: Sequence[str] = ()) -> St
 
     private = Path(tempfile.mkdtemp(prefix="pgrb-kernel-"))
     log = private / "kernel.log"
+    from pgrunbooks.progress import HEADLESS
+
     km = AsyncKernelManager(kernel_name=kernel_name)
-    extra = []
+    engine = "__import__('pgrunbooks.engine.kernels', fromlist=['guard'])"
+    lines = [f"{engine}.guard({os.getpid()})"]
     if modules:
-        call = f"__import__('pgrunbooks.engine.kernels', fromlist=['warm']).warm(*{list(modules)!r})"
-        extra.append(f"--IPKernelApp.exec_lines={json.dumps([call])}")
+        lines.append(f"{engine}.warm(*{list(modules)!r})")
+    extra = [f"--IPKernelApp.exec_lines={json.dumps(lines)}"]
     with open(log, "wb") as stderr:  # the child keeps its own descriptor
         try:
-            run_sync(km.start_kernel)(cwd=str(cwd), stderr=stderr, extra_arguments=extra)
+            # HEADLESS: progress shows as one final line in a report, not as a widget (pgrunbooks.progress).
+            run_sync(km.start_kernel)(cwd=str(cwd), stderr=stderr, extra_arguments=extra,
+                                      env=dict(os.environ, **{HEADLESS: "1"}))
         except BaseException:
             shutil.rmtree(private, ignore_errors=True)
             raise

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from pgrunbooks.engine import constraints as _constraints
 from pgrunbooks.errors import ParameterError
 
 #: Names the engine understands for every runbook.
@@ -117,9 +118,16 @@ def load_yaml(path: Path | str) -> Any:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ParameterError(f"cannot read params file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # found now, not by the report writer after an apply
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParameterError(
+            f"{path} is not UTF-8: byte {data[exc.start]:#04x} at line {line}", hint="save the file as UTF-8"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -148,6 +156,7 @@ def parse_assignment(text: str) -> tuple[str, Any, str]:
     """``key=value`` -> (key, YAML-parsed value, raw text)."""
     import yaml
 
+    require_utf8(text, "-p")
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep:
@@ -181,6 +190,22 @@ def merge(
     return values, raw
 
 
+def require_utf8(text: str, where: str) -> None:
+    """Refuse text holding bytes that are not UTF-8 (a terminal in another encoding).
+
+    Python hands such command-line bytes over as lone surrogates; they would reach the
+    notebook and the database and only fail when the report is written."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start].encode("utf-8", "surrogateescape")
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise ParameterError(
+            f"{where} {shown!r} is not UTF-8 (byte {bad[0]:#04x} at character {exc.start + 1})",
+            hint="type the value in UTF-8 (check LANG/LC_ALL of the terminal)",
+        ) from None
+
+
 def _check_name(key: Any, where: str) -> None:
     if not isinstance(key, str) or not _IDENT.match(key):
         raise ParameterError(f"invalid parameter name {key!r} {where}", hint="names are Python identifiers: limit, target, dry_run")
@@ -208,8 +233,10 @@ def validate(
     raw: Mapping[str, str] | None = None,
     has_cell: bool = True,
     ignore_unknown: Iterable[str] = (),
+    constraints: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Check ``values`` against ``spec``; return the values to inject.
+    """Check ``values`` against ``spec`` and the runbook's declared ``constraints``
+    (:mod:`pgrunbooks.engine.constraints`); return the values to inject.
 
     Raises one :class:`ParameterError` listing every problem. ``target`` is dropped when the
     notebook does not declare it; ``suppress`` is always kept (the engine applies it too).
@@ -237,6 +264,11 @@ def validate(
                 f"parameter {name!r} must be {_article(param.type)} (default {param.source}), got {type(value).__name__} {value!r}"
             )
             continue
+        if name in (constraints or {}):
+            found = _constraints.problems(name, converted, constraints[name])
+            if found:
+                problems.extend(found)
+                continue
         out[name] = converted
     for param in spec.values():
         if param.required and out.get(param.name) is None:

@@ -17,6 +17,8 @@ KERNEL_NAME = "python3"
 
 OK = "ok"
 FAILED = "failed"
+#: The ``ename`` of a runbook stopped by SIGINT/SIGTERM (the kernel raised it in the running cell).
+INTERRUPTED = "KeyboardInterrupt"
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from typing import Callable, Sequence
 
 from pgrunbooks.engine import artifacts
 from pgrunbooks.engine.execute import Executed, run_notebook
+from pgrunbooks.engine.interrupts import Interrupts
 from pgrunbooks.engine.kernels import KernelPool
 from pgrunbooks.engine.prepare import Prepared
-from pgrunbooks.engine.results import FAILED, OK, ErrorInfo, Options, RunResult
+from pgrunbooks.engine.results import FAILED, INTERRUPTED, OK, ErrorInfo, Options, RunResult
+from pgrunbooks.errors import exit_code_of
 from pgrunbooks.findings import Severity, at_or_above
 from pgrunbooks.redact import redact
 
@@ -56,10 +58,13 @@ def run_all(
     bar, on_result = _progress(len(prepared), title, on_result) if progress else (None, on_result)
     # The next runbooks' kernels start while the current ones run (see pgrunbooks.engine.kernels).
     pool = KernelPool([p.runbook.path for p in prepared], options.kernel_name, ahead=1)
+    interrupts = Interrupts()  # Ctrl-C / SIGTERM: interrupt the running cells, start nothing more
 
     def execute_one(i: int) -> Executed | RunResult:
+        if interrupts.event.is_set():
+            return _failed(prepared[i], KeyboardInterrupt("not started: the run was interrupted"))
         try:
-            return run_notebook(prepared[i], options, lambda: pool.take(i))
+            return run_notebook(prepared[i], options, lambda: pool.take(i), interrupts)
         except Exception as exc:  # never let one runbook stop the others
             return _failed(prepared[i], exc)
 
@@ -70,13 +75,18 @@ def run_all(
             return _failed(prepared[i], exc)
 
     def finished(i: int, result: RunResult) -> None:
+        if interrupts.event.is_set() and result.status != OK and result.error and result.error.ename != INTERRUPTED:
+            # e.g. the kernel a second signal terminated: still the run's interruption (exit 130)
+            e = result.error
+            result.error = ErrorInfo(INTERRUPTED, f"the run was interrupted ({e.ename}: {e.evalue})", e.cell_index, e.exec_count)
         results[i] = result
         _tick(bar, result, on_result)
 
     # Kernels run ``jobs`` at a time; writing the reports (CPU: redaction, nbconvert) happens
     # on a separate thread, overlapping the next kernel's start instead of delaying it.
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pgrb-run") as runs, \
+        with interrupts, \
+                concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pgrb-run") as runs, \
                 concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgrb-write") as writes:
             pending = {runs.submit(execute_one, i): i for i in range(len(prepared))}
             writing: dict[concurrent.futures.Future, int] = {}
@@ -150,9 +160,15 @@ def _tick(bar, result: RunResult, on_result: Callable[[RunResult], None] | None)
 
 
 def exit_code(results: Sequence[RunResult], fail_on: str = DEFAULT_FAIL_ON) -> int:
-    """2 if any runbook failed, else 1 if any finding is at or above ``fail_on``, else 0."""
-    if any(r.status != OK for r in results):
-        return 2
+    """130 if the run was interrupted (SIGINT/SIGTERM); 2 if a runbook failed; 3 if every
+    failure is bad input found inside a runbook (a cell raised a usage error: a name that
+    matches nothing); else 1 if any finding is at or above ``fail_on``; else 0."""
+    failures = [r for r in results if r.status != OK]
+    if any(r.error is not None and r.error.ename == INTERRUPTED for r in failures):
+        return 130
+    if failures:
+        usage = all(r.error is not None and exit_code_of(r.error.ename) == 3 for r in failures)
+        return 3 if usage else 2
     if str(fail_on).lower() == "none":
         return 0
     level = Severity.parse(fail_on)

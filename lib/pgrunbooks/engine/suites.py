@@ -9,7 +9,7 @@ from typing import Any
 
 from pgrunbooks.engine import params as _params
 from pgrunbooks.engine.catalog import find_runbook
-from pgrunbooks.engine.prepare import Prepared, prepare, unique_stems
+from pgrunbooks.engine.prepare import Prepared, prepare_or_problems, raise_all, unique_stems
 from pgrunbooks.errors import ParameterError, UsageError
 from pgrunbooks.paths import params_dir, runbooks_dir
 
@@ -101,7 +101,7 @@ def prepare_suite(suite: Suite, *, extra: dict[str, Any] | None = None, raw: dic
     raw = dict(raw or {})
     shared = {**suite.params, **extra}
     prepared: list[Prepared] = []
-    problems: list[str] = []
+    problems: list[Exception] = []
     declared: set[str] = set()
     root = runbooks_dir()
     for entry in suite.entries:
@@ -112,13 +112,17 @@ def prepare_suite(suite: Suite, *, extra: dict[str, Any] | None = None, raw: dic
             mine = {k: v for k, v in shared.items() if k in spec or k in _params.UNIVERSAL}
             mine.update(entry.params)
             mine_raw = {k: v for k, v in raw.items() if k not in entry.params}
-            prepared.append(prepare(runbook, mine, raw=mine_raw, target=target))
+            one, errors = prepare_or_problems(runbook, mine, raw=mine_raw, target=target)
+            problems.extend(errors)
+            if one is not None:
+                prepared.append(one)
         except UsageError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
     unused = [k for k in shared if k not in declared and k not in _params.UNIVERSAL]
     if unused:
-        problems.append(f"parameter(s) {', '.join(sorted(unused))} are declared by no runbook of suite {suite.name}")
-    if problems:
-        raise ParameterError(f"suite {suite.name} ({suite.path}) cannot run:\n" + "\n".join(problems))
+        problems.append(ParameterError(f"parameter(s) {', '.join(sorted(unused))} are declared by no runbook of suite {suite.name}"))
+    # A problem the runbooks share (an unset env:VAR target, the sandbox down) is said once.
+    unique = list({str(e): e for e in problems}.values())
+    raise_all(unique, f"suite {suite.name} ({suite.path})")
     unique_stems(prepared)
     return prepared

@@ -48,13 +48,16 @@ def diagnose(
     *,
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
     suppress: Iterable[str] | None = None,
+    exposed_schemas: Sequence[str] | None = None,
 ):
     """Run the runbook's declared ``checks`` on ``session`` and return their
     :class:`~pgrunbooks.checks.Results` (findings and measurement rows, for tables and charts).
 
-    Bad ids or thresholds raise a usage error before any query. Report the
-    findings with ``rb.record(results.findings)``.
+    ``exposed_schemas`` (the schemas the Data API serves) replaces the database's
+    ``pgrst.db_schemas``; ``None`` reads it. Bad ids, thresholds or schema lists raise a usage
+    error before any query. Report the findings with ``rb.record(results.findings)``.
     """
     from pgrunbooks.checks import run_results
 
-    return run_results(session, ids=check_ids(checks), thresholds=thresholds, suppress=suppress)
+    return run_results(session, ids=check_ids(checks), thresholds=thresholds, suppress=suppress,
+                       exposed_schemas=exposed_schemas)

@@ -217,12 +217,34 @@ def idle_connections(
             _quiet_close(c)
 
 
+@contextlib.contextmanager
+def forgotten_slot(conninfo: str, *, name: str = "victorysync_cdc", segments: int = 3) -> Iterator[str]:
+    """A physical replication slot nobody consumes, reserving WAL from its creation on, then
+    *segments* WAL segments written past it (a message and a switch each: about 16 MB of disk per
+    segment, bounded); yields the slot's name and drops it on exit unless something else did.
+    Needs a superuser (or the REPLICATION attribute) and ``max_replication_slots`` > 0."""
+    conn = _connect(conninfo, "pgrunbooks/seed-slot")
+    try:
+        conn.execute("select pg_catalog.pg_create_physical_replication_slot(%s, true)", (name,))
+        for _ in range(segments):
+            # A WAL record without touching a table, then the rest of its segment skipped.
+            conn.execute("select pg_catalog.pg_logical_emit_message(false, 'pgrunbooks', 'forgotten slot')")
+            conn.execute("select pg_catalog.pg_switch_wal()")
+        yield name
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("select pg_catalog.pg_drop_replication_slot(slot_name)"
+                         " from pg_catalog.pg_replication_slots where slot_name = %s", (name,))
+        _quiet_close(conn)
+
+
 #: name -> context manager factory
 RUNTIME_FAULTS: dict[str, Callable[..., contextlib.AbstractContextManager]] = {
     "long_running_query": long_running_query,
     "idle_in_transaction": idle_in_transaction,
     "blocking_chain": blocking_chain,
     "idle_connections": idle_connections,
+    "forgotten_slot": forgotten_slot,
 }
 
 #: name -> check ids that must find it
@@ -231,4 +253,5 @@ RUNTIME_FINDS: dict[str, tuple[str, ...]] = {
     "idle_in_transaction": ("idle_in_transaction",),
     "blocking_chain": ("blocking_locks",),
     "idle_connections": ("connections",),
+    "forgotten_slot": ("replication_slots",),
 }

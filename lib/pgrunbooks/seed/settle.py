@@ -70,13 +70,14 @@ def _planted(conn: psycopg.Connection, names: Iterable[str]) -> set[str]:
 
 
 def _user_tables(conn: psycopg.Connection) -> list[tuple[str, str, bool]]:
-    """(schema, table, autovacuum_enabled) of every user table."""
+    """(schema, table, autovacuum_enabled) of every user table and materialized view (both are
+    in pg_stat_user_tables, and a never-analyzed one would look like the planted fault)."""
     rows = conn.execute(
         """
         select n.nspname, c.relname,
                not coalesce('autovacuum_enabled=false' = any (c.reloptions), false)
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p')
+        where c.relkind in ('r', 'p', 'm')
           and n.nspname not in ('pg_catalog', 'information_schema')
           and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp'
         order by n.nspname, c.relname

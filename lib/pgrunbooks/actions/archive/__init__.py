@@ -40,6 +40,15 @@ only takes rows with no dependent row (``not exists``); a dependent committed be
 the batch's snapshot and its locks would still be reached by the cascade, so after the
 move the batch reads its own transaction's counters (``pg_stat_xact_all_tables``) for
 the dependent tables: any cascaded delete or update rolls the batch back and retries it.
+A column that references the source without a foreign key (``missing_foreign_keys``'s
+inference, :func:`~pgrunbooks.actions.catalog.inferred_references`) is a dependent too: it
+cannot cascade, but deleting what it points at would orphan its rows.
+
+*Interruptions.* Ctrl-C (``KeyboardInterrupt``) rolls back the batch in flight (or counts it
+when it came during its COMMIT) and propagates: no further batch starts, and the audit
+records ``interrupted`` with what was committed. Batches commit with ``synchronous_commit
+= on`` whatever the server's setting; a session advisory lock per source refuses a second
+concurrent archive of the same table.
 
 *Verification.* Every batch compares, inside its transaction, the row count and a
 content hash of the rows deleted with those inserted, and rolls back on a mismatch.

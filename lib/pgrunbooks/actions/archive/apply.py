@@ -9,8 +9,9 @@ audit record need.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 from psycopg import sql
@@ -19,6 +20,7 @@ from pgrunbooks.actions import catalog
 from pgrunbooks.actions.archive.pair import ARCHIVED_AT, Pair
 from pgrunbooks.actions.archive.statements import (
     CASCADE_CHECK,
+    DURABLE_COMMIT,
     OPTIMISTIC_LOCK_TIMEOUT,
     content_hash,
     count_params,
@@ -30,6 +32,7 @@ from pgrunbooks.actions.archive.statements import (
 from pgrunbooks.actions.autocommit import autocommit_session, bounded
 from pgrunbooks.actions.base import ActionResult, Context, Plan, Verified
 from pgrunbooks.actions.catalog import Relation
+from pgrunbooks.actions.confirm import drift_allowance
 from pgrunbooks.errors import CascadeDetected, PgRunbooksError, PreconditionError, VerificationError
 
 MAX_RETRIES = 3
@@ -42,14 +45,13 @@ def recheck(session, plan: Plan) -> None:
             catalog.ensure_unchanged(session, rel)
         if [c["name"] for c in catalog.columns(session, p.source)] != p.columns:
             raise PreconditionError(f"the columns of {p.source} changed since the plan", hint="make a new plan")
-        if len(catalog.referencing_foreign_keys(session, p.source)) != len(p.fks):
-            raise PreconditionError(f"foreign keys referencing {p.source} changed since the plan", hint="make a new plan")
+        if len(catalog.referencing_columns(session, p.source)) != len(p.fks):
+            raise PreconditionError(f"foreign keys (or columns) referencing {p.source} changed since the plan", hint="make a new plan")
         rows = int(session.scalar(count_sql(p, guarded=bool(p.fks)), count_params(p)))
         planned = obj["rows_to_move"]
         # Live tables drift a little (a late webhook writes an old timestamp); more than that
         # means the plan no longer describes the data.
-        allowed = plan.parameters.get("max_drift")
-        allowed = max(100, planned // 100) if allowed is None else int(allowed)
+        allowed = drift_allowance(plan.parameters.get("max_drift"), planned)
         if abs(rows - planned) > allowed:
             raise PreconditionError(
                 f"{p.source} now has {rows:,} rows to archive, the plan counted {planned:,} "
@@ -58,12 +60,51 @@ def recheck(session, plan: Plan) -> None:
             )
 
 
+# Two archives of the same table at once would both count, move and verify "their" rows:
+# each run holds a session-level advisory lock per source table (released at the end, or
+# by the server when the connection dies) and a second run refuses while it is held.
+RUN_LOCK_KEY = "pgrunbooks.archive"
+
+
+@contextlib.contextmanager
+def exclusive_run(session, plan: Plan) -> Iterator[None]:
+    """Hold the archive's advisory lock on every source of ``plan``, or refuse (:class:`PreconditionError`)."""
+    taken: list[int] = []
+    try:
+        for p in plan.state["pairs"]:
+            if not session.scalar(
+                "select pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext(%s), %s::oid::int4)", (RUN_LOCK_KEY, p.source.oid)
+            ):
+                holder = session.scalar(
+                    "select string_agg(l.pid::text, ', ') from pg_catalog.pg_locks l where l.locktype = 'advisory'"
+                    " and l.granted and l.database = (select oid from pg_catalog.pg_database where datname = current_database())"
+                    " and l.classid::int8 = (pg_catalog.hashtext(%s)::int8 & 4294967295)"
+                    " and l.objid::int8 = (%s::oid::int8) and l.objsubid = 2",
+                    (RUN_LOCK_KEY, p.source.oid),
+                )
+                raise PreconditionError(
+                    f"another archive of {p.source} is running (backend pid {holder or '?'}); refusing to run two at once",
+                    hint="wait for it to finish (its audit record says when), then make a new plan",
+                )
+            taken.append(p.source.oid)
+        yield
+    finally:
+        # A broken connection has released them already (the server ends the session).
+        if taken and not session.conn.closed:
+            if session.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                session.conn.rollback()
+            session.fetch(
+                "select pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s), o::int4) from unnest(%s::oid[]) o",
+                (RUN_LOCK_KEY, taken),
+            )
+
+
 def _progress_bar(enabled: bool, total: int, desc: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from pgrunbooks.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, smoothing=0.1, mininterval=0.5)
+    return progress_bar(total=total, desc=desc, unit="rows", unit_scale=True, smoothing=0.1, mininterval=0.5)
 
 
 class PairMover:
@@ -100,6 +141,7 @@ class PairMover:
             "source_hash": 0, "archive_hash": 0, "stopped": None,
         }
         self.batch_s: list[float] = []
+        self.committing: dict[str, Any] | None = None  # a batch between its last statement and its COMMIT's answer
         self.page, self.after = 0, None
         self.last_page, self.max_pages, self.pages, self.density = self._physical_bounds(planned)
 
@@ -129,10 +171,14 @@ class PairMover:
                     break
                 res, elapsed = self._batch(self._slice_args())
                 self._record(res, elapsed, bar)
+                self.committing = None
                 if not self._advance(int(res["selected"]), res):
                     break
                 if self.params["pause"] and int(res["selected"]):
                     time.sleep(float(self.params["pause"]))
+        except KeyboardInterrupt:
+            self._stop_interrupted(bar)
+            raise  # no further batch: the audit records the run as interrupted, with what was committed
         finally:
             if bar is not None:
                 bar.close()
@@ -142,6 +188,27 @@ class PairMover:
         times = sorted(self.batch_s)
         stats["p95_batch_s"] = round(times[min(len(times) - 1, int(len(times) * 0.95))], 4) if times else 0.0
         return stats
+
+    def _stop_interrupted(self, bar) -> None:
+        """After Ctrl-C: roll back the batch in flight and count, from the archive, what committed.
+
+        psycopg answers an interrupt by cancelling the statement and waiting for the server;
+        a COMMIT cannot be cancelled, so a batch interrupted there is committed, one interrupted
+        just before it is not, and the interrupt may also land while a committed batch is being
+        counted here. So the committed figure is read back from the archive (this run's
+        ``archived_at``): the audit's count is exact wherever the interrupt fell.
+        """
+        if self.session.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.session.conn.rollback()
+        if self.committing is not None or self.stats["batches"]:
+            self.stats["moved"] = int(self.session.fetch(
+                sql.SQL("select count(*) as n from {} a where a.{} = %s").format(self.p.archive.ident, sql.Identifier(ARCHIVED_AT)),
+                (self.archived_at,),
+                statement_timeout=self.params["verify_timeout"],
+            )[0]["n"])
+            self._publish_progress()
+        self.committing = None
+        self.stats["stopped"] = "interrupted"
 
     def _slice_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {"cutoff": self.p.cutoff, "archived_at": self.archived_at}
@@ -181,6 +248,7 @@ class PairMover:
         p = self.p
         lock_timeout = self.optimistic_lock_timeout if self.optimistic else self.params["lock_timeout"]
         with self.session.transaction(statement_timeout=self.params["statement_timeout"], lock_timeout=lock_timeout) as cur:
+            cur.execute(DURABLE_COMMIT)
             cur.execute(self.statements[(self.after is None, not self.optimistic)], args, prepare=False)
             res = cur.fetchone()
             hash_differs = res["archive_hash"] is not None and res["source_hash"] != res["archive_hash"]
@@ -194,6 +262,7 @@ class PairMover:
                 cur.execute(CASCADE_CHECK, (self.dep_oids,), prepare=False)
                 if cur.fetchone()["touched"] != res["dependents_before"]:
                     raise CascadeDetected(f"a batch of {p.source} reached a dependent row written meanwhile; rolled back")
+            self.committing = res  # the batch is complete: leaving the block commits it (run() counts it)
         return res
 
     def _record(self, res: dict[str, Any], elapsed: float, bar) -> None:
@@ -207,13 +276,17 @@ class PairMover:
             stats["archive_hash"] += int(res["archive_hash"])
         stats["max_batch_s"] = max(stats["max_batch_s"], round(elapsed, 4))
         self.batch_s.append(elapsed)
+        self._publish_progress()
+        if bar is not None:
+            bar.update(int(res["deleted"]))
+
+    def _publish_progress(self) -> None:
+        """What the audit record says was committed, should the run stop now."""
         progress = self.ctx.progress
-        progress.setdefault("pairs", {})[self.p.source.qualified] = {k: stats[k] for k in ("moved", "batches", "archived_at")}
+        progress.setdefault("pairs", {})[self.p.source.qualified] = {k: self.stats[k] for k in ("moved", "batches", "archived_at")}
         progress["committed"] = "; ".join(
             f"{v['moved']:,} rows of {k} archived with archived_at = {v['archived_at']}" for k, v in progress["pairs"].items()
         )
-        if bar is not None:
-            bar.update(int(res["deleted"]))
 
     def _advance(self, selected: int, res: dict[str, Any]) -> bool:
         """Move to the next slice; False when a key walk has reached its end."""
@@ -275,7 +348,15 @@ def vacuum_source(plan: Plan, rel: Relation) -> float:
 
 
 def execute(action, plan: Plan, ctx: Context) -> ActionResult:
-    """Re-check, move every pair (stopping at ``max_runtime``), verify, vacuum; the result."""
+    """Re-check, move every pair (stopping at ``max_runtime``), verify, vacuum; the result.
+
+    The whole run holds :func:`exclusive_run`: a second archive of the same table refuses.
+    """
+    with exclusive_run(plan.session, plan):
+        return _move_and_verify(action, plan, ctx)
+
+
+def _move_and_verify(action, plan: Plan, ctx: Context) -> ActionResult:
     session, params = plan.session, plan.parameters
     with ctx.step("re-check preconditions"):
         recheck(session, plan)

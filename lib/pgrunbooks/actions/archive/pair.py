@@ -39,7 +39,7 @@ class Pair:
     key_type: str
     columns: list[str]
     identity_always: bool
-    fks: list[dict[str, Any]]
+    fks: list[dict[str, Any]]  # referencing foreign keys and inferred references (``inferred``: no constraint)
     earlier: list[dict[str, Any]]  # earlier pairs in this plan: {"oid", "column", "cutoff"}
     source_identity_always: bool = False
     order: str = "physical"  # physical | key
@@ -160,7 +160,9 @@ def resolve_pair(session, item: dict[str, Any], *, order: str, earlier: list[dic
         key_type=pk[0]["type"],
         columns=[c["name"] for c in scols],
         identity_always=any(c.get("identity") == "a" for c in acols if c["name"] != ARCHIVED_AT),
-        fks=catalog.referencing_foreign_keys(session, source),
+        # Declared foreign keys, then the columns that reference the source without one
+        # (recordings.call_id once its FK is gone): deleting their rows would orphan them.
+        fks=catalog.referencing_columns(session, source),
         earlier=list(earlier),
         source_identity_always=any(c.get("identity") == "a" for c in scols),
         order=("physical" if source.kind == "r" else "key") if order == "auto" else order,

@@ -20,6 +20,7 @@ from pgrunbooks.actions.archive.statements import (
     cascade_counters,
     count_params,
     count_sql,
+    dependent_oids,
     dependents_count,
     hash_function,
     move_statement,
@@ -164,6 +165,15 @@ def access_and_triggers(session, pair: Pair) -> tuple[list[str], list[str]]:
     if not catalog.privileges(session, pair.archive, "SELECT,INSERT"):
         blockers.append(f"the current role may not SELECT and INSERT on {pair.archive}")
     for rel in (pair.source, pair.archive):
+        # Policies would filter every count and every batch: "0 rows to move" would mean "0 rows visible".
+        if session.scalar("select pg_catalog.row_security_active(%s::oid)", (rel.oid,)):
+            role = session.scalar("select current_user")
+            blockers.append(
+                f"row-level security on {rel} applies to role {quote_ident(role)}: its policies hide rows from this "
+                "role, so the counts and the batches would see only some of them. Connect as a role with BYPASSRLS "
+                "(postgres on Supabase) or as the table's owner (without FORCE ROW LEVEL SECURITY)"
+            )
+    for rel in (pair.source, pair.archive):
         triggers = catalog.user_triggers(session, rel)
         if rel is pair.archive:
             pair.archive_triggers = bool(triggers)
@@ -188,6 +198,10 @@ def dependents(session, pair: Pair, on_dependents: str) -> tuple[int, list[str],
     for fk in pair.fks:
         n = dependents_count(session, pair, fk)
         total += n
+        if fk.get("inferred"):
+            blocking = bool(n) and on_dependents == "stop"
+            (blockers if blocking else notes).append(_inferred_dependent(fk, n, source, blocking=blocking))
+            continue
         fk_name = quote_ident(fk["name"])
         effect = FK_EFFECTS.get(fk["on_delete_sql"], "fail on the first batch (the key {fk} blocks the delete)").format(
             n=n, dep=fk["dependent"], cols=", ".join(map(quote_ident, fk["dep_columns"])), fk=fk_name
@@ -209,6 +223,26 @@ def dependents(session, pair: Pair, on_dependents: str) -> tuple[int, list[str],
                 f"{fk['on_delete_sql']}); no dependent rows now, and every batch re-checks so nothing cascades"
             )
     return total, blockers, notes
+
+
+def _inferred_dependent(fk: dict[str, Any], n: int, source, *, blocking: bool) -> str:
+    """The blocker (``blocking``) or note for a column that references ``source`` without a foreign key."""
+    col = ", ".join(f"{fk['dependent']}.{quote_ident(c)}" for c in fk["dep_columns"])
+    if not n:
+        return (
+            f"{col} references {source} without a foreign key ({fk['evidence']}); no such rows now, "
+            "and every batch leaves rows it points at in place"
+        )
+    line = (
+        f"{fk['dependent']} has {n:,} rows whose {col} points at the {source} rows to archive, "
+        f"with no foreign key ({fk['evidence']}): deleting them would orphan those {n:,} rows"
+    )
+    if blocking:
+        return line + (
+            f". Archive {fk['dependent']} first (put its pair before {source}), or pass on_dependents='skip' "
+            f"to leave referenced rows in {source}"
+        )
+    return line + f"; on_dependents='skip' leaves those {source} rows in place"
 
 
 def pair_object(session, pair: Pair, on_dependents: str, dependents_total: int) -> dict[str, Any]:
@@ -241,8 +275,11 @@ def pair_statements(session, pair: Pair, *, vacuum: bool) -> list[str]:
         if pair.order == "physical"
         else "primary-key keyset, batch_size rows"
     )
-    out = [f"-- {pair.source} → {pair.archive}, per batch ({slice_note}), one transaction each:\n{shown};"]
-    if pair.fks:
+    out = [
+        f"-- {pair.source} → {pair.archive}, per batch ({slice_note}), one transaction each, committed durably:\n"
+        f"set local synchronous_commit = on;\n{shown};"
+    ]
+    if dependent_oids(pair):
         out.append(
             "-- then, in the same transaction, these counters must not have moved since dependents_before "
             "(else something cascaded: the batch rolls back and is retried)\n"

@@ -79,6 +79,11 @@ def candidates(p: Pair, order: str, *, first: bool, skip_locked: bool = True) ->
 OPTIMISTIC_LOCK_TIMEOUT = "50ms"
 
 
+# Every batch commits durably even where the server (or the sandbox: fsync off) runs with
+# synchronous_commit off: the figures the audit records as committed must survive a crash.
+DURABLE_COMMIT = "select pg_catalog.set_config('synchronous_commit', 'on', true)"
+
+
 # This backend's not-yet-reported row counts of the dependent tables (since PostgreSQL 15
 # they may include earlier transactions of the session: compare before and after).
 _CASCADE_COUNTERS = sql.SQL(
@@ -90,7 +95,8 @@ CASCADE_CHECK = _CASCADE_COUNTERS.format(oids=sql.SQL("%s::oid[]"))
 
 
 def dependent_oids(p: Pair) -> list[int]:
-    return sorted({int(fk["dep_oid"]) for fk in p.fks})
+    """The tables a batch's delete could cascade into (declared foreign keys; an inferred reference cannot cascade)."""
+    return sorted({int(fk["dep_oid"]) for fk in p.fks if not fk.get("inferred")})
 
 
 def cascade_counters(p: Pair) -> sql.Composed:
@@ -108,7 +114,7 @@ def move_statement(
     (foreign-key actions fire at its end), so :data:`CASCADE_CHECK` afterwards must read
     the same figure, or something cascaded.
     """
-    before = sql.SQL(", ({}) as dependents_before").format(cascade_counters(p)) if p.fks else sql.SQL("")
+    before = sql.SQL(", ({}) as dependents_before").format(cascade_counters(p)) if dependent_oids(p) else sql.SQL("")
     # The last key is only needed to continue a key-ordered walk; the inserted rows are
     # hashed in the batch only when a trigger on the archive could have changed them.
     last_key = (

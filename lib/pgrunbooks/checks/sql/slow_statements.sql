@@ -4,7 +4,7 @@
 --   (any schema: the view is looked up in pg_extension).
 -- Caveats: column names differ by pg_stat_statements version (mean_time before 1.8, blk_read_time before
 --   1.11): the column placeholders in braces are filled from the view's actual columns. Utility statements (vacuum, DDL,
---   transaction control) and pgrunbooks' own queries are left out. Times are in milliseconds.
+--   transaction control) and pgrunbooks' own queries (marked /* pgrunbooks */ by every session) are left out. Times are in milliseconds.
 select s.queryid::text as queryid,
        pg_catalog.pg_get_userbyid(s.userid)::text as username,
        s.calls,
@@ -23,6 +23,6 @@ where s.dbid = (select d.oid from pg_catalog.pg_database d where d.datname = cur
   and s.calls >= %(min_calls)s
   and s.query is not null
   and s.query !~* '^\s*(vacuum|analyze|create|alter|drop|reindex|cluster|checkpoint|begin|start|commit|end|rollback|abort|savepoint|release|set|reset|show|discard|grant|revoke|comment|lock|refresh|do|explain|truncate|prepare|deallocate|listen|unlisten|notify|load|security|reassign)\M'
-  and strpos(s.query, '/* pgrunbooks:check */') = 0
+  and strpos(s.query, '/* pgrunbooks') = 0  -- our sessions' and checks' markers (pgrunbooks.db.QUERY_MARKER)
 order by s.{mean_exec_time} desc, s.queryid
 limit %(limit)s

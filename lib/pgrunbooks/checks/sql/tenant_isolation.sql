@@ -2,10 +2,11 @@
 --   and every table with a %(tenant_column)s column; with RLS flags, the single-column primary key the
 --   probes fetch rows by, the API roles' SELECT privilege, whether row level security applies to the
 --   connected role (then it cannot sample other tenants' rows), and the permissive SELECT policies that
---   apply to authenticated / anon.
+--   apply to authenticated / anon (with their names and commands, for the lock-out remediation).
 -- Privileges: none for discovery; sampling needs SELECT and no RLS for the connected role (BYPASSRLS,
 --   like postgres on Supabase); the probes need membership in authenticated and anon to SET ROLE.
 -- Caveats: tables reaching the tenant only through another table (no tenant column) are not probed.
+--   Restrictive policies are not listed (they can only hide rows; the own-rows probe sees their effect).
 with api as (
   select (select r.oid from pg_catalog.pg_roles r where r.rolname = 'anon') as anon,
          (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') as authenticated
@@ -40,6 +41,8 @@ select t.nspname::text as schema,
        coalesce(pg_catalog.has_any_column_privilege(api.anon, t.oid, 'select'), false) as anon_select,
        pol.authenticated_policies,
        pol.authenticated_open_policies,
+       pol.authenticated_policy_names,
+       pol.authenticated_policy_commands,
        pol.anon_policies,
        pol.anon_open_policies
 from tables t
@@ -50,6 +53,10 @@ cross join lateral (
   select coalesce(array_agg(q.described order by q.polname) filter (where q.authenticated), '{}') as authenticated_policies,
          coalesce(array_agg(q.polname::text order by q.polname) filter (where q.authenticated and q.open), '{}')
            as authenticated_open_policies,
+         coalesce(array_agg(q.polname::text order by q.polname) filter (where q.authenticated), '{}')
+           as authenticated_policy_names,
+         coalesce(array_agg(q.command order by q.polname) filter (where q.authenticated), '{}')
+           as authenticated_policy_commands,
          coalesce(array_agg(q.described order by q.polname) filter (where q.anon), '{}') as anon_policies,
          coalesce(array_agg(q.polname::text order by q.polname) filter (where q.anon and q.open), '{}')
            as anon_open_policies
@@ -57,6 +64,7 @@ cross join lateral (
                pg_catalog.format('%%I: %%s', p.polname, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true'))
                  as described,
                lower(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true')) = 'true' as open,
+               case p.polcmd when 'r' then 'select' else 'all' end as command,
                coalesce(0 = any (p.polroles) or api.authenticated = any (p.polroles), false) as authenticated,
                coalesce(0 = any (p.polroles) or api.anon = any (p.polroles), false) as anon
         from pg_catalog.pg_policy p

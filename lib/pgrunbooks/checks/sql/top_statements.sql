@@ -2,7 +2,7 @@
 --   rows, cache hit ratio and their share of the database's total time.
 -- Privileges: pg_read_all_stats (pg_monitor) for other roles' query texts; extension pg_stat_statements.
 -- Caveats: the share is of the time pg_stat_statements has recorded since its last reset (see
---   statements_reset_age); utility statements and pgrunbooks' own queries are left out of the ranking
+--   statements_reset_age); utility statements and pgrunbooks' own queries (marked /* pgrunbooks */ by every session) are left out of the ranking
 --   but counted in the total. Times are in milliseconds.
 with s as (
   select s.queryid, s.userid, s.calls, s.rows, s.shared_blks_hit, s.shared_blks_read, s.query,
@@ -30,6 +30,6 @@ select s.queryid::text as queryid,
 from s cross join total t
 where s.query is not null
   and s.query !~* '^\s*(vacuum|analyze|create|alter|drop|reindex|cluster|checkpoint|begin|start|commit|end|rollback|abort|savepoint|release|set|reset|show|discard|grant|revoke|comment|lock|refresh|do|explain|truncate|prepare|deallocate|listen|unlisten|notify|load|security|reassign)\M'
-  and strpos(s.query, '/* pgrunbooks:check */') = 0
+  and strpos(s.query, '/* pgrunbooks') = 0  -- our sessions' and checks' markers (pgrunbooks.db.QUERY_MARKER)
 order by s.total_ms desc, s.queryid
 limit %(limit)s

@@ -53,6 +53,22 @@ SEQUENCE_VALUE = 2_080_000_000  # 96.9 % of 2^31 - 1
 DEFINER = ("public", "is_org_admin")
 DEFINER_FUNCTION = qualified(*DEFINER) + "(uuid)"
 EXTRA_SUPERUSER = "legacy_admin"
+NO_PK_TABLE = "public.call_event_log"
+AUTH_USERS_VIEW = "public.member_directory"
+METADATA_POLICY = "invoices_delete_admins_only"
+DEFINER_VIEW = "public.org_call_summary"
+POLICY_WITHOUT_RLS_TABLE = "public.announcements"
+POLICY_WITHOUT_RLS = "announcements_published_read"
+PUBLIC_EXTENSION = "pg_trgm"
+EXPOSED_MATVIEW = "public.monthly_sms_totals"
+EXPOSED_FOREIGN_TABLE = "public.legacy_invoices"
+LOCKOUT_POLICY = "invoices_tenant_isolation"
+LOCKOUT_TABLE = "public.invoices"
+UNGRANTED_TABLE = "public.recordings"
+MUTABLE_FUNCTION = ("public", "org_display_name")
+MUTABLE_FUNCTION_NAME = qualified(*MUTABLE_FUNCTION) + "(uuid)"
+DEFINER_ROWS = ("public", "org_billing_history")
+DEFINER_ROWS_FUNCTION = qualified(*DEFINER_ROWS) + "(uuid)"
 
 FAULT_LIST = (
     Fault(
@@ -101,6 +117,112 @@ FAULT_LIST = (
         "write; someone \"fixes\" it with `using (true)`.",
         objects=("public.call_notes",),
         params={"rows": 300},
+    ),
+    Fault(
+        name="table_without_primary_key",
+        scope="database",
+        finds=("tables_without_primary_key",),
+        summary=f"table `{NO_PK_TABLE}`, no primary key",
+        description=f"`{NO_PK_TABLE} (call_id → calls on delete cascade, event, payload jsonb, logged_at)` "
+        "with index `call_event_log_call_id_idx`, 400 rows and no primary key; RLS enabled with a "
+        "service-role-only policy, granted to `service_role` only.",
+        why="An append-only log \"does not need a key\" until someone must delete one duplicate row, "
+        "the Data API must update one row, or logical replication must replicate its deletes "
+        "(splinter 0004).",
+        objects=(NO_PK_TABLE,),
+        params={"rows": 400},
+    ),
+    Fault(
+        name="auth_users_view",
+        scope="database",
+        finds=("auth_users_exposed",),
+        summary=f"view `{AUTH_USERS_VIEW}` joining `auth.users`, granted to `authenticated`",
+        description=f"`create view {AUTH_USERS_VIEW} as select ou.org_id, ou.user_id, ou.role, u.email, "
+        "u.created_at as signed_up_at from public.org_users ou join auth.users u on u.id = ou.user_id`, owned by "
+        "`postgres`, not `security_invoker`, `select` granted to `authenticated`.",
+        why="The team page needed the members' e-mails; through the API every signed-in user now reads "
+        "every user's e-mail (splinter 0002).",
+        found_note="The view also runs as its owner over `org_users`, so `security_definer_views` reports "
+        "it too.",
+        objects=(AUTH_USERS_VIEW,),
+        also_flagged_by=("security_definer_views",),
+    ),
+    Fault(
+        name="user_metadata_policy",
+        scope="database",
+        finds=("policy_user_metadata",),
+        summary=f"restrictive policy `{METADATA_POLICY}` on `public.invoices` deciding on `user_metadata`",
+        description=f"`create policy {METADATA_POLICY} on public.invoices as restrictive for delete to "
+        "authenticated using ((((select auth.jwt()) -> 'user_metadata') ->> 'role') = 'admin')`.",
+        why="Any member sets `user_metadata.role = 'admin'` on themselves (`supabase.auth.updateUser`) and "
+        "deletes their organization's invoices (splinter 0015).",
+        objects=(f"public.invoices.{METADATA_POLICY}",),
+        names={"policy": (METADATA_POLICY,)},
+    ),
+    Fault(
+        name="definer_view",
+        scope="database",
+        finds=("security_definer_views",),
+        summary=f"view `{DEFINER_VIEW}` over `public.calls`, not `security_invoker`, granted to `authenticated`",
+        description=f"`create view {DEFINER_VIEW} as select org_id, count(*) as calls, minutes, last_call_at "
+        "from public.calls group by org_id`, owned by `postgres` (the owner of `calls`), `select` granted to "
+        "`authenticated`.",
+        why="The view runs as `postgres`, so the tenant policy of `calls` does not apply: every member reads "
+        "every organization's call totals (splinter 0010).",
+        objects=(DEFINER_VIEW,),
+    ),
+    Fault(
+        name="policy_without_rls",
+        scope="database",
+        finds=("policies_without_rls",),
+        summary=f"table `{POLICY_WITHOUT_RLS_TABLE}` with policy `{POLICY_WITHOUT_RLS}`, RLS disabled, granted "
+        "to `authenticated`",
+        description=f"`{POLICY_WITHOUT_RLS_TABLE} (id identity, title, body, published_at)` with 40 rows (half "
+        f"unpublished), `create policy {POLICY_WITHOUT_RLS} … for select to authenticated using (published_at "
+        "<= now())`, `select` granted to `authenticated`, row level security never enabled.",
+        why="The policy looks like protection and does nothing: every member reads the unpublished drafts "
+        "(splinter 0007).",
+        objects=(POLICY_WITHOUT_RLS_TABLE, f"{POLICY_WITHOUT_RLS_TABLE}.{POLICY_WITHOUT_RLS}"),
+        also_flagged_by=("rls_disabled",),
+        names={"policy": (POLICY_WITHOUT_RLS,)},
+        params={"rows": 40},
+    ),
+    Fault(
+        name="extension_in_public",
+        scope="database",
+        finds=("extensions_in_public",),
+        summary=f"extension `{PUBLIC_EXTENSION}` in schema `public`",
+        description=f"`create extension {PUBLIC_EXTENSION} with schema public` (what a bare `create extension` "
+        "does while `public` leads the search_path), by the platform admin (`supabase_admin`).",
+        why="Its functions and operators join the application's schema and the Data API; Supabase keeps "
+        "extensions in `extensions` (splinter 0014).",
+        objects=(f"extension:{PUBLIC_EXTENSION}",),
+        names={"extension": (PUBLIC_EXTENSION,)},
+    ),
+    Fault(
+        name="exposed_materialized_view",
+        scope="database",
+        finds=("materialized_views_exposed",),
+        summary=f"materialized view `{EXPOSED_MATVIEW}` over `public.sms_messages`, granted to `authenticated`",
+        description=f"`create materialized view {EXPOSED_MATVIEW} as select org_id, date_trunc('month', "
+        "created_at) as month, count(*) from public.sms_messages group by 1, 2`, owned by `postgres`, "
+        "`select` granted to `authenticated`.",
+        why="A materialized view has no row level security: every member reads every organization's SMS "
+        "totals (splinter 0016).",
+        objects=(EXPOSED_MATVIEW,),
+    ),
+    Fault(
+        name="exposed_foreign_table",
+        scope="database",
+        finds=("foreign_tables_exposed",),
+        summary=f"foreign table `{EXPOSED_FOREIGN_TABLE}` (postgres_fdw), granted to `authenticated`",
+        description="`postgres_fdw` in `extensions` and server `legacy_billing` (host "
+        "`legacy-billing.internal`, never connected to), both the platform admin's, and "
+        f"`{EXPOSED_FOREIGN_TABLE} (id, org_id, amount, issued_at)` owned by "
+        "`postgres`, `select` granted to `authenticated`.",
+        why="A foreign table has no row level security: the API would serve the old billing system's "
+        "invoices of every organization to any member (splinter 0017).",
+        objects=(EXPOSED_FOREIGN_TABLE,),
     ),
     Fault(
         name="leaky_policy",
@@ -256,6 +378,7 @@ FAULT_LIST = (
         "`postgres`. The clean schema's `public.user_org_ids()` is SECURITY DEFINER **with** "
         "`set search_path = ''` (the true negative).",
         objects=(DEFINER_FUNCTION,),
+        also_flagged_by=("definer_api_execute",),
         names={"function": DEFINER},
     ),
     Fault(
@@ -273,5 +396,63 @@ FAULT_LIST = (
         objects=("public.phone_numbers", f"public.phone_numbers.{ANON_POLICY}"),
         also_flagged_by=("policy_always_true", "tenant_isolation"),
         names={"policy": (ANON_POLICY,)},
+    ),
+    Fault(
+        name="locking_out_policy",
+        scope="database",
+        finds=("tenant_isolation",),
+        summary=f"policy `{LOCKOUT_POLICY}` rewritten as `org_id::text = (select auth.uid())::text`",
+        description=f"`alter policy {LOCKOUT_POLICY} on {LOCKOUT_TABLE} using (org_id::text = (select "
+        "auth.uid())::text) with check (…the same…)`: the organization id compared with the user's id.",
+        why="The guide's own \"fix\" for a leak: nothing leaks any more because no member sees anything. The "
+        "invoices page is empty for everyone and every insert is rejected; a lint sees a tenant-looking policy.",
+        found_note="`tenant_isolation` proves it the other way round: a member fetches a sample of their own "
+        "organizations' invoices as `authenticated` and sees none; the finding names the policy and the member.",
+        objects=(f"{LOCKOUT_TABLE}.{LOCKOUT_POLICY}",),
+        names={"policy": (LOCKOUT_POLICY,)},
+    ),
+    Fault(
+        name="missing_grant",
+        scope="database",
+        finds=("tenant_isolation",),
+        summary=f"`revoke select on {UNGRANTED_TABLE} from authenticated` (its tenant policy stays)",
+        description=f"`revoke select on {UNGRANTED_TABLE} from authenticated`; insert, update, delete and the "
+        "policy `recordings_tenant_isolation` stay.",
+        why="A migration that re-creates grants and forgets one: every member's read fails with "
+        "`permission denied` (SQLSTATE 42501) although the policy is right.",
+        found_note="`tenant_isolation` reads the table as a member and reports the 42501 it gets (matched by "
+        "SQLSTATE), with the policies written for members.",
+        objects=(UNGRANTED_TABLE,),
+    ),
+    Fault(
+        name="mutable_search_path",
+        scope="database",
+        finds=("function_search_path",),
+        summary=f"function `{MUTABLE_FUNCTION_NAME}` (SECURITY INVOKER) without `set search_path`",
+        description=f"`{qualified(*MUTABLE_FUNCTION)}(p_org_id uuid) returns text language sql stable` (owner "
+        "`postgres`, executable by PUBLIC) with no `set search_path`; its body is schema-qualified.",
+        why="It resolves operators and unqualified names on its caller's `search_path`: called from a definer "
+        "function or a policy it can be steered to another schema's objects (splinter 0011). The clean "
+        "schema has no function in `public` without a pinned `search_path` (the true negative).",
+        objects=(MUTABLE_FUNCTION_NAME,),
+        names={"function": MUTABLE_FUNCTION},
+    ),
+    Fault(
+        name="definer_returns_tenant_rows",
+        scope="database",
+        finds=("definer_api_execute",),
+        summary=f"function `{DEFINER_ROWS_FUNCTION}` SECURITY DEFINER, returns `setof public.billing_records`, "
+        "executable by `authenticated`",
+        description=f"`{qualified(*DEFINER_ROWS)}(p_org_id uuid) returns setof public.billing_records language sql "
+        "stable security definer set search_path = ''` (owner `postgres`, which bypasses RLS); EXECUTE revoked "
+        "from PUBLIC, granted to `authenticated`.",
+        why="Through the Data API's `/rpc` any logged-in user reads any organization's billing by passing its "
+        "id: the function runs as its owner, so `billing_records`' policies never apply (splinter 0029). "
+        "The clean schema's `public.user_org_ids()` is a definer function too, but only policies call it and it "
+        "returns the caller's own organization ids: reported as info.",
+        found_note="`definer_api_execute` grades it critical (it returns rows of a tenant table with RLS). The "
+        "`definer_without_search_path` fault's function, executable by PUBLIC, is a warning there too.",
+        objects=(DEFINER_ROWS_FUNCTION,),
+        names={"function": DEFINER_ROWS},
     ),
 )

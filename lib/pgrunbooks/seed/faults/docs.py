@@ -151,6 +151,12 @@ RUNTIME_ROWS = {
         "n connections `idle`; yields their pids",
         "`victorysync/pool`",
     ),
+    "forgotten_slot": (
+        '`forgotten_slot(conninfo, name="victorysync_cdc", segments=3)` (a superuser)',
+        "a physical replication slot reserving WAL (`pg_create_physical_replication_slot(name, true)`), no "
+        "consumer, then `segments` WAL switches past it (about 16 MB each); yields the slot name, drops it on exit",
+        "`pgrunbooks/seed-slot`",
+    ),
 }
 
 

@@ -167,5 +167,8 @@ create table public.db_metrics (
   metric_value float8,
   recorded_at timestamptz default now()
 );
+-- Finds the latest snapshot of a metric without reading the table (database_growth refuses a
+-- full read of a large db_metrics).
+create index db_metrics_metric_name_recorded_at_idx on public.db_metrics (metric_name, recorded_at);
 
 reset role;
