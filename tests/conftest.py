@@ -133,13 +133,13 @@ def _database_faults() -> list[str]:
     return [name for name, fault in FAULTS.items() if fault.scope == "database"]
 
 
-def _seed_template(pg: TestServer, name: str, faults: list[str]) -> str:
+def _seed_template(pg: TestServer, name: str, faults: list[str], scale: float = TEST_SCALE) -> str:
     from pgrunbooks.seed import seed
 
     pg.drop_database(name)
     pg.create_database(name)
     with pg.connect(name) as conn:
-        seed(conn, scale=TEST_SCALE, faults=faults)
+        seed(conn, scale=scale, faults=faults)
     return name
 
 
@@ -189,6 +189,22 @@ def faults_clone(pg: TestServer, faults_template: str):
 def clean_clone(pg: TestServer, clean_template: str):
     """A private copy of the clean database, for tests that change data."""
     name = _clone(pg, clean_template, f"t_{uuid.uuid4().hex[:10]}", [])
+    yield name
+    pg.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def big_template(pg: TestServer):
+    """200k calls (scale 4, no faults), seeded once per server: for archives long enough to interrupt."""
+    name = _seed_template(pg, "tpl_big", [], scale=4)
+    yield name
+    pg.drop_database(name)
+
+
+@pytest.fixture
+def big_clone(pg: TestServer, big_template: str):
+    """A private copy of :func:`big_template` (statistics not rebuilt: the archive tests need none)."""
+    name = pg.create_database(f"b_{uuid.uuid4().hex[:10]}", template=big_template)
     yield name
     pg.drop_database(name)
 

@@ -109,3 +109,10 @@ def test_unreachable_target_fails_within_its_connect_timeout(secret_suite):
     assert "Traceback" not in out and "Traceback" not in secret_suite["proc"].stderr
     html = (secret_suite["run"] / "fixtures-findings-2.html").read_text()
     assert "Traceback (most recent call last)" not in html, "one message, not a traceback wall"
+
+
+def test_a_logged_suite_says_ran_or_failed_per_runbook_not_a_severity(secret_suite):
+    """Run from cron (no terminal), each finished runbook is one line whose status word is `ran`/`FAILED`."""
+    lines = [line for line in secret_suite["proc"].stderr.splitlines() if line.startswith("[")]
+    assert lines, secret_suite["proc"].stderr
+    assert all(line.split(": ")[-1].split(" (")[0] in ("ran", "FAILED") for line in lines), lines

@@ -35,27 +35,6 @@ def session_for(pg, db, runbook="archive_old_data"):
     return connect(pg.conninfo(db), runbook=runbook, read_only=False)
 
 
-@pytest.fixture(scope="module")
-def big_template(pg):
-    """200k calls (scale 4, no faults), seeded once per server for this module."""
-    from pgrunbooks.seed import seed
-
-    name = "tpl_archive_big"
-    pg.drop_database(name)
-    pg.create_database(name)
-    with pg.connect(name) as conn:
-        seed(conn, scale=4, faults="none")
-    yield name
-    pg.drop_database(name)
-
-
-@pytest.fixture
-def big_clone(pg, big_template):
-    name = pg.create_database(f"a_{uuid.uuid4().hex[:10]}", template=big_template)
-    yield name
-    pg.drop_database(name)
-
-
 def test_dry_run_changes_nothing(pg, clean_clone, audit_log):
     with pg.connect(clean_clone) as conn:
         before = database_checksum(conn, ("public", "auth"))

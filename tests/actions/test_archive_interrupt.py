@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -32,34 +31,13 @@ print("done", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def big_interrupt_template(pg):
-    """200k calls (scale 4, no faults), seeded once per server for this module."""
-    from pgrunbooks.seed import seed
-
-    name = "tpl_archive_sigint"
-    pg.drop_database(name)
-    pg.create_database(name)
-    with pg.connect(name) as conn:
-        seed(conn, scale=4, faults="none")
-    yield name
-    pg.drop_database(name)
-
-
-@pytest.fixture
-def big_interrupt_clone(pg, big_interrupt_template):
-    name = pg.create_database(f"i_{uuid.uuid4().hex[:10]}", template=big_interrupt_template)
-    yield name
-    pg.drop_database(name)
-
-
 def _archived(conn) -> int:
     return conn.execute("select count(*) from public.call_archives").fetchone()[0]
 
 
 @pytest.mark.slow
-def test_sigint_stops_the_archive_at_once_and_the_audit_says_interrupted(pg, big_interrupt_clone, tmp_path):
-    db = big_interrupt_clone
+def test_sigint_stops_the_archive_at_once_and_the_audit_says_interrupted(pg, big_clone, tmp_path):
+    db = big_clone
     with pg.connect(db) as conn:
         before = rows_checksum(conn, CALLS_UNION, CALL_COLUMNS)
         # The sandbox runs with synchronous_commit off; the batches must still commit durably.

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import nbformat
 import pytest
@@ -21,27 +20,6 @@ import pytest
 from pgrunbooks import audit
 
 from clihelpers import PROJECT, run_dir_of
-
-
-@pytest.fixture(scope="module")
-def big_template(pg):
-    """200k calls (scale 4, no faults), seeded once per server for this module."""
-    from pgrunbooks.seed import seed
-
-    name = "tpl_cli_sigint"
-    pg.drop_database(name)
-    pg.create_database(name)
-    with pg.connect(name) as conn:
-        seed(conn, scale=4, faults="none")
-    yield name
-    pg.drop_database(name)
-
-
-@pytest.fixture
-def big_clone(pg, big_template):
-    name = pg.create_database(f"s_{uuid.uuid4().hex[:10]}", template=big_template)
-    yield name
-    pg.drop_database(name)
 
 
 def _archived(conn) -> int:

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 from pgrunbooks.engine import artifacts
 from pgrunbooks.engine.execute import Executed, run_notebook
+from pgrunbooks.engine.html import run_status_word
 from pgrunbooks.engine.interrupts import Interrupts
 from pgrunbooks.engine.kernels import KernelPool
 from pgrunbooks.engine.prepare import Prepared
@@ -143,7 +144,7 @@ def _progress(total: int, title: str, on_result: Callable[[RunResult], None] | N
 
     def print_line(result: RunResult) -> None:
         done_count[0] += 1
-        line = f"[{done_count[0]}/{total}] {result.name}: {result.status} ({result.seconds:.1f}s)"
+        line = f"[{done_count[0]}/{total}] {result.name}: {run_status_word(result.status)} ({result.seconds:.1f}s)"
         print(redact(line), file=sys.stderr, flush=True)
         if on_result is not None:
             on_result(result)
@@ -153,7 +154,7 @@ def _progress(total: int, title: str, on_result: Callable[[RunResult], None] | N
 
 def _tick(bar, result: RunResult, on_result: Callable[[RunResult], None] | None) -> None:
     if bar is not None and not bar.disable:
-        bar.set_postfix_str(f"{result.name}: {result.status}", refresh=False)
+        bar.set_postfix_str(f"{result.name}: {run_status_word(result.status)}", refresh=False)
         bar.update(1)
     if on_result is not None:
         on_result(result)
