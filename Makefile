@@ -9,7 +9,20 @@ REPORTS ?= reports
 
 venv: $(STAMP)
 
+# Debian packages the tests and the demo use when the machine lacks them: pgbouncer (the pooler
+# in front of the sandbox), PostgreSQL 15 (the second server version under test) and pgbench.
+
 $(STAMP): pyproject.toml
+	@missing=""; \
+	command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
+	test -x /usr/lib/postgresql/15/bin/postgres || missing="$$missing postgresql-15"; \
+	test -x /usr/lib/postgresql/15/bin/pgbench || missing="$$missing postgresql-client-15"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (install them with: sudo apt-get install$$missing)"; fi; \
+	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-*

@@ -11,6 +11,10 @@ from typing import Any, Iterable
 # How a notebook hands its findings to the engine: a display output of this MIME type
 # (published by ``pgrunbooks.notebook.record``, collected by ``pgrunbooks.engine.artifacts``).
 FINDINGS_MIME = "application/vnd.pgrunbooks.findings+json"
+# How a notebook hands a file to the engine (``pgrunbooks.notebook.attach``): a display output
+# ``{"name": "evidence.json", "content": <JSON value>}`` that the engine writes beside the report
+# as ``<runbook>.<name>`` and removes from the saved notebook and the HTML.
+ATTACHMENT_MIME = "application/vnd.pgrunbooks.attachment+json"
 
 
 class Severity(str, enum.Enum):

@@ -130,9 +130,31 @@ def test_a_pair_for_one_role_and_action_is_merged_by_its_remediation(pg, clean_c
     assert [x.severity for x in isolation] == [Severity.OK] and "saw their own" in isolation[0].detail
 
 
-def test_a_pair_sharing_a_for_all_policy_says_what_to_merge(pg, clean_clone):
+def test_a_pair_sharing_a_for_all_policy_is_split_and_merged_by_its_remediation(pg, clean_clone):
+    """calls_tenant_isolation is ``for all``: the printed SQL merges the select pair, recreates the tenant
+    policy's insert, update and delete parts, and nothing else about the table's access changes."""
     with pg.connect(clean_clone, user="postgres") as conn:
         conn.execute("create policy calls_read on public.calls for select to authenticated using (false)")
+        before = conn.execute(
+            "select polcmd, pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid) from pg_policy"
+            " where polrelid = 'public.calls'::regclass and polname = 'calls_tenant_isolation'").fetchone()
     f = _run(pg, clean_clone)["multiple_permissive_policies"]["public.calls:authenticated:select"]
-    assert not f.data["mergeable"] and sql_statements(f.remediation) == []
-    assert "calls_tenant_isolation" in f.remediation and "also serve other roles or actions" in f.remediation
+    assert before[0] == "*" and not f.data["mergeable"]
+    statements = sql_statements(f.remediation)
+    assert statements and statements[-1] == "drop policy calls_tenant_isolation on public.calls"
+    with pg.connect(clean_clone, user="postgres") as conn:
+        with conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+        after = dict(conn.execute(
+            "select polcmd, array[pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)]"
+            " from pg_policy where polrelid = 'public.calls'::regclass and polname like 'calls_tenant_isolation_%'"
+        ).fetchall())
+    tenant_using = before[1]
+    assert after == {"a": [None, before[2] or tenant_using], "w": [tenant_using, before[2] or tenant_using],
+                     "d": [tenant_using, None]}
+    found = _run(pg, clean_clone)["multiple_permissive_policies"]
+    assert not [o for o, x in found.items() if x.severity in FLAGGED]
+    with connect(pg.conninfo(clean_clone), runbook="test/functions") as session:
+        isolation = checks.run_checks(session, ids=["tenant_isolation"])
+    assert [x.severity for x in isolation] == [Severity.OK] and "saw their own" in isolation[0].detail

@@ -15,7 +15,7 @@ from pgrunbooks.engine.catalog import load_runbook
 from pgrunbooks.engine.execute import Executed
 from pgrunbooks.engine.prepare import Prepared
 from pgrunbooks.engine.results import ErrorInfo
-from pgrunbooks.findings import FINDINGS_MIME, Finding
+from pgrunbooks.findings import ATTACHMENT_MIME, FINDINGS_MIME, Finding
 from pgrunbooks.redact import register_secret
 
 FIXTURES = Path(__file__).resolve().parents[1] / "notebooks"
@@ -82,3 +82,18 @@ def test_index_and_summary_list_every_runbook(tmp_path):
     assert summary["run"] == run_dir.name and [r["runbook"] for r in summary["runbooks"]] == ["fixtures/findings"]
     second = new_run_dir(tmp_path)
     assert second != run_dir and second.is_dir(), "a second run in the same second gets its own directory"
+
+
+def test_an_attached_document_is_written_beside_the_report_and_kept_out_of_it(tmp_path):
+    register_secret(SECRET)
+    attached = {ATTACHMENT_MIME: {"name": "evidence.json", "content": {"samples": 3, "dsn": f"password={SECRET}"}},
+                "text/plain": "(attached evidence.json)"}
+    nb = _notebook(_findings_output(B), new_output("display_data", data=attached))
+    result = write(_executed(nb), tmp_path)
+    evidence = tmp_path / "fixtures-findings.evidence.json"
+    assert result.attachments == {"evidence.json": evidence}
+    document = json.loads(evidence.read_text())
+    assert document["samples"] == 3 and SECRET not in evidence.read_text()
+    for saved in ("fixtures-findings.ipynb", "fixtures-findings.html"):
+        assert ATTACHMENT_MIME not in (tmp_path / saved).read_text() and '"samples"' not in (tmp_path / saved).read_text()
+    assert json.loads((tmp_path / "fixtures-findings.findings.json").read_text())["files"]["evidence.json"] == evidence.name

@@ -25,6 +25,7 @@ from pgrunbooks.checks import security as _security  # noqa: F401,E402
 from pgrunbooks.checks import exposure as _exposure  # noqa: F401,E402
 from pgrunbooks.checks import consistency as _consistency  # noqa: F401,E402
 from pgrunbooks.checks import tenant as _tenant  # noqa: F401,E402
+from pgrunbooks.checks import permissive as _permissive  # noqa: F401,E402
 from pgrunbooks.checks import replication as _replication  # noqa: F401,E402
 
 __all__ = [

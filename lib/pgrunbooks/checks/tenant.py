@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from pgrunbooks.checks.format import plural
-from pgrunbooks.checks.registry import REGISTRY, Check, register
+from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import SkipCheck, compose, execute, fetch, finding, ok, transaction
 from pgrunbooks.checks.security import API_SCHEMAS, RECHECK
 from pgrunbooks.errors import UsageError
@@ -358,95 +358,4 @@ register(Check(
     statement_timeout="20s",
     reads="a bounded sample per tenant table (sample_tenants x rows_per_tenant rows through the tenant column's "
           "index), then those rows by primary key as the API roles",
-))
-
-
-def _permissive_collect(check, ctx, t):
-    rows = fetch(ctx, check, check.sql(ctx.server_version), t)
-    isolation = REGISTRY["tenant_isolation"]
-    try:
-        probed = {r["name"]: r for r in _collect(isolation, ctx, isolation.thresholds)}
-        unprobed = None
-    except SkipCheck as skip:
-        probed, unprobed = {}, skip.reason
-    for r in rows:
-        table = probed.get(r["name"])
-        r["probe"] = unprobed or ("not a tenant table" if table is None else "probed")
-        r["leaked"] = None
-        r["open_policies"] = []
-        if table is not None and r["action"] == "select" and r["role"] in ("authenticated", "anon"):
-            leaks = [leak["leaked"] for leak in table["leaks"]] if r["role"] == "authenticated" else [table["anon_leaked"] or 0]
-            r["leaked"] = max(leaks, default=0)
-            r["open_policies"] = [p for p in table[f"{r['role']}_open_policies"] if p in r["policies"]]
-    return rows
-
-
-def _permissive(check, rows, t, ctx):
-    out = []
-    for r in rows:
-        policies = ", ".join(map(quote_ident, r["policies"]))
-        where = f"{r['name']} for {r['role']} {r['action']}"
-        if r["leaked"]:
-            culprits = r["open_policies"]
-            out.append(finding(
-                check, Severity.CRITICAL, f"{where}: permissive policies {policies} are OR-ed into a leak",
-                object=f"{r['name']}:{r['role']}:{r['action']}", value=len(r["policies"]),
-                detail=f"tenant_isolation's live probe, as {r['role']}, saw {r['leaked']} sampled rows of other "
-                       "organizations: one of these policies is wider than the tenant, and permissive policies "
-                       "are OR-ed" + (f" ({', '.join(map(quote_ident, culprits))} is simply true)" if culprits else "")
-                       + ".",
-                remediation=("".join(f"drop policy {quote_ident(p)} on {r['name']};\n" for p in culprits)
-                             if culprits else
-                             "-- Drop or narrow the policy that does not restrict to the member's organizations "
-                             "(see tenant_isolation's finding for this table).\n") + RECHECK,
-                data=r,
-            ))
-            continue
-        out.append(finding(
-            check, Severity.WARNING, f"{where}: {len(r['policies'])} permissive policies ({policies})",
-            object=f"{r['name']}:{r['role']}:{r['action']}", value=len(r["policies"]),
-            detail="Every permissive policy is evaluated for every row the query reads and the results OR-ed "
-                   "(splinter 0006): merged into one, the check runs once. "
-                   + ("The live tenant probe saw no leak through them." if r["probe"] == "probed" else
-                      f"Not proven leak-free by a live probe ({r['probe']})."),
-            remediation=_merge(r),
-            data=r,
-        ))
-    return out or [ok(check, f"no two permissive policies apply to the same role and action on a table in "
-                             f"{', '.join(ctx.exposed_schemas)}")]
-
-
-def _merge(r) -> str:
-    """One policy OR-ing the pair's expressions, replacing them, when each applies to this role and
-    action only; otherwise what to do (a ``for all`` or multi-role policy also serves other actions)."""
-    action, role = r["action"], r["role"]
-    # With check applies to insert and update (a policy without one checks new rows with its using).
-    checks = [c or u for u, c in zip(r["using_exprs"], r["check_exprs"])]
-    needed = ([] if action == "insert" else r["using_exprs"]) + (checks if action in ("insert", "update") else [])
-    if not r["mergeable"] or any(e is None for e in needed):
-        return ("-- " + ", ".join(map(quote_ident, r["policies"])) + f" also serve other roles or actions: write one "
-                f"policy for {role} {action} whose using (and with check) is the OR of theirs, and narrow the others "
-                "to what remains (create policy … for <action> to <role>; drop policy …).")
-    using = "" if action == "insert" else " using (" + " or ".join(f"({e})" for e in r["using_exprs"]) + ")"
-    check = (" with check (" + " or ".join(f"({e})" for e in checks) + ")") if action in ("insert", "update") else ""
-    merged = quote_ident(f"{r['table']}_{action}_{role}")
-    return (f"create policy {merged} on {r['name']} as permissive for {action} to {quote_ident(role)}{using}{check};\n"
-            + "".join(f"drop policy {quote_ident(p)} on {r['name']};\n" for p in r["policies"])
-            + "-- The merged policy admits exactly the rows the pair did, evaluated once per row.")
-
-
-register(Check(
-    id="multiple_permissive_policies",
-    title="Several permissive policies for one role and action",
-    category="tenant",
-    description="Tables in the exposed schemas where two or more permissive policies apply to the same role and "
-                "action: a performance warning, critical when tenant_isolation's live probe (its default "
-                "thresholds, run once) proves their union leaks other organizations' rows.",
-    why="Permissive policies are OR-ed and each is evaluated per row (splinter 0006): slower, and one wide "
-        "policy (using true) opens the table whatever the tenant policy says.",
-    remediation="drop the policy that leaks; merge the others into one per role and action.",
-    evaluate=_permissive,
-    collect=_permissive_collect,
-    statement_timeout="20s",
-    reads="catalogs, then tenant_isolation's bounded probe (shared with that check when both run)",
 ))

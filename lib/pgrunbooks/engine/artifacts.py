@@ -18,7 +18,7 @@ from pgrunbooks.engine import html as report
 from pgrunbooks.engine.execute import Executed
 from pgrunbooks.engine.results import FAILED, OK, RunResult
 from pgrunbooks.errors import PgRunbooksError, UsageError
-from pgrunbooks.findings import FINDINGS_MIME, Finding, suppress
+from pgrunbooks.findings import ATTACHMENT_MIME, FINDINGS_MIME, Finding, suppress
 
 
 def new_run_dir(out: Path | str) -> Path:
@@ -65,6 +65,32 @@ def collect_findings(nb) -> list[Finding]:
     return found
 
 
+def pop_attachments(nb) -> dict[str, object]:
+    """The documents the notebook attached (:func:`pgrunbooks.notebook.attach`), by name,
+    removed from ``nb`` (the last one of a name wins); outputs left empty are dropped."""
+    found: dict[str, object] = {}
+    for cell in nb.cells if nb is not None else ():
+        kept = []
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data") or {}
+            payload = data.get(ATTACHMENT_MIME)
+            if payload is None:
+                kept.append(output)
+                continue
+            if isinstance(payload, str):
+                try:
+                    payload = json.loads(payload)
+                except ValueError:
+                    payload = None
+            if isinstance(payload, dict) and isinstance(payload.get("name"), str):
+                name = Path(payload["name"]).name
+                if name.endswith(".json") and not name.startswith("."):
+                    found[name] = payload.get("content")
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return found
+
+
 def write(executed: Executed, run_dir: Path, *, show_code: bool = False) -> RunResult:
     """The runbook's result, its files written: the redacted notebook, the HTML report
     (code cells shown only with ``show_code``), the kernel's log, the findings JSON."""
@@ -74,6 +100,10 @@ def write(executed: Executed, run_dir: Path, *, show_code: bool = False) -> RunR
     stem = executed.prepared.stem or executed.prepared.runbook.stem
     run_dir.mkdir(parents=True, exist_ok=True)
     clean = nbformat.from_dict(report.redact_tree(executed.nb))
+    for name, content in pop_attachments(clean).items():
+        path = run_dir / f"{stem}.{name}"
+        _write_json(path, content)
+        result.attachments[name] = path
     result.ipynb = run_dir / f"{stem}.ipynb"
     nbformat.write(clean, str(result.ipynb))
     result.html = run_dir / f"{stem}.html"

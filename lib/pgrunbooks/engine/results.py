@@ -77,6 +77,7 @@ class RunResult:
     html: Path | None = None
     findings_json: Path | None = None
     log: Path | None = None
+    attachments: dict[str, Path] = field(default_factory=dict)  # name → file (pgrunbooks.notebook.attach)
     parameters: dict[str, Any] = field(default_factory=dict)
     target: str | None = None
 
@@ -106,7 +107,8 @@ class RunResult:
                 "target": self.target,
                 "parameters": self.parameters,
                 "error": self.error.to_dict() if self.error else None,
-                "files": {"ipynb": rel(self.ipynb), "html": rel(self.html), "findings": rel(self.findings_json), "log": rel(self.log)},
+                "files": {"ipynb": rel(self.ipynb), "html": rel(self.html), "findings": rel(self.findings_json), "log": rel(self.log),
+                          **{name: rel(path) for name, path in self.attachments.items()}},
             }
         )
 

@@ -23,7 +23,7 @@ SQLAlchemy, JupySQL and the checks registry are imported when first used.
 from pgrunbooks.engine.html import PLOTLY_MIME
 from pgrunbooks.findings import FINDINGS_MIME
 from pgrunbooks.notebook.diagnostics import diagnose
-from pgrunbooks.notebook.display import dataframe_bundle, figure_bundle, show
+from pgrunbooks.notebook.display import attach, dataframe_bundle, figure_bundle, show
 from pgrunbooks.notebook.findings import banner, detected, record, show_findings
 from pgrunbooks.notebook.session import Session, current, start
 
@@ -31,6 +31,7 @@ __all__ = [
     "FINDINGS_MIME",
     "PLOTLY_MIME",
     "Session",
+    "attach",
     "banner",
     "current",
     "dataframe_bundle",

@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from pgrunbooks.engine.html import PLOTLY_MIME, redact_tree
-from pgrunbooks.errors import PgRunbooksError
+from pgrunbooks.errors import PgRunbooksError, UsageError
+from pgrunbooks.findings import ATTACHMENT_MIME
 from pgrunbooks.redact import redact
 
 PLOTLY_RENDERER = "plotly_mimetype"
@@ -64,6 +65,18 @@ def show(fig_or_df: Any, *, max_rows: int = 200) -> None:
         display(fig_or_df)
     else:
         print(redact(str(fig_or_df)))
+
+
+def attach(name: str, content: Any) -> None:
+    """Hand a JSON document to the run: a headless run writes it beside the report as
+    ``<runbook>.<name>`` (e.g. ``evidence.json``) and keeps it out of the saved notebook
+    and the HTML; in JupyterLab the cell just says it was attached.
+
+    ``content`` must be JSON-serialisable; it is redacted like every other output.
+    """
+    if not name or "/" in name or name.startswith(".") or not name.endswith(".json"):
+        raise UsageError(f"attachment name {name!r} must be a plain file name ending in .json")
+    publish({ATTACHMENT_MIME: {"name": name, "content": redact_tree(content)}, "text/plain": f"(attached {name})"})
 
 
 def figure_bundle(fig: Any) -> dict[str, Any]:
