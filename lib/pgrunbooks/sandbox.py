@@ -115,9 +115,22 @@ class Sandbox:
     ``stop`` and ``status`` use the binaries the cluster was created with.
     """
 
-    def __init__(self, home: Path | str | None = None, *, pg_bin: Path | str | None = None, port: int | None = None):
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        *,
+        pg_bin: Path | str | None = None,
+        port: int | None = None,
+        settings: dict[str, str] | None = None,
+        no_sync: bool = False,
+    ):
         self.home = Path(home).expanduser().resolve() if home else default_home()
         saved = self._read_config()
+        # Extra server settings on top of SERVER_SETTINGS (a drill server's archive_mode,
+        # archive_command, restore_command…); remembered in sandbox.json like pg_bin and port.
+        self.settings = dict(saved.get("settings") or {}) if settings is None else dict(settings)
+        # initdb --no-sync: for throwaway servers (scratch restores, drills) that never outlive a crash
+        self.no_sync = no_sync
         self.pg_bin = Path(pg_bin).resolve() if pg_bin else Path(saved.get("pg_bin") or wheel_bin_dir())
         # ``port`` given: also listen on 127.0.0.1:port. Otherwise keep what init chose.
         # A running server keeps the port it was started with until it restarts, so then
@@ -161,7 +174,12 @@ class Sandbox:
 
     def _write_config(self) -> None:
         self.config_file.write_text(
-            json.dumps({"pg_bin": str(self.pg_bin), "port": self.port, "tcp": self.tcp}, indent=2) + "\n"
+            json.dumps(
+                {"pg_bin": str(self.pg_bin), "port": self.port, "tcp": self.tcp}
+                | ({"settings": self.settings} if self.settings else {}),
+                indent=2,
+            )
+            + "\n"
         )
 
     # ----- lifecycle ---------------------------------------------------------------
@@ -284,7 +302,7 @@ class Sandbox:
             [
                 str(self.pg_bin / "initdb"), "-D", str(self.data_dir), "-U", ADMIN_USER,
                 "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-locale",
-                "--no-instructions",
+                "--no-instructions", *(["--no-sync"] if self.no_sync else []),
             ],
             owner,
             check=False,
@@ -297,13 +315,13 @@ class Sandbox:
             fh.write("\ninclude_if_exists = 'pgrunbooks.conf'\n")
 
     def _write_server_config(self) -> None:
-        settings = dict(SERVER_SETTINGS)
+        settings = dict(SERVER_SETTINGS) | {name: str(value) for name, value in self.settings.items()}
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = f"'{self.socket_dir}'"
         settings["listen_addresses"] = "'127.0.0.1'" if self.tcp else "''"
         lines = ["# Written by pgrunbooks at every start; edit SERVER_SETTINGS instead.\n"]
         for name, value in settings.items():
-            quoted = value if value.startswith("'") else f"'{value}'"
+            quoted = value if value.startswith("'") else "'" + value.replace("'", "''") + "'"
             lines.append(f"{name} = {quoted}\n")
         target = self.data_dir / "pgrunbooks.conf"
         target.write_text("".join(lines))
@@ -445,3 +463,25 @@ def drop_database(admin_conninfo: str, name: str) -> None:
 
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def run_as_server_user(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL program as the account the sandbox server runs as (ourselves unless root).
+
+    For programs that write into a server's directories (``pg_basebackup``, ``initdb``): the
+    files they create must belong to the account that later starts a server on them.
+    """
+    return _run(args, _service_account(), check=check)
+
+
+def give_to_server_user(path: Path | str, *, mode: int = 0o700) -> Path:
+    """Create ``path`` (a directory the server writes: a WAL archive, a restored data dir) owned by
+    the server's account, reachable through its ancestors."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    owner = _service_account()
+    if owner:
+        _make_traversable(path.parent)
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return path

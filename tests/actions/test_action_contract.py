@@ -50,7 +50,8 @@ def test_verified_is_frozen():
 
 def test_every_action_declares_its_contract():
     names = [a.name for a in ACTIONS]
-    assert sorted(names) == ["archive", "reindex", "terminate_sessions", "vacuum_analyze"]
+    assert sorted(names) == ["add_organization", "archive", "bulk_import_users", "drop_slot", "fix_billing_record",
+                             "merge_organizations", "policy_fix", "reindex", "terminate_sessions", "vacuum_analyze"]
     for action in ACTIONS:
         assert isinstance(action, Action)
         assert action.title and action.confirm_hint and action.outline_columns, action

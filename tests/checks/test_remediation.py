@@ -53,6 +53,7 @@ NO_SQL_FIX = {
     "checkpoints": "prose: max_wal_size is server configuration (a custom config on Supabase)",
     "cache_hit_ratio": "prose: needs an index or more memory, chosen from the statements that read most",
     "seq_scan_heavy_tables": "prose: the index to add depends on the queries that scan the table",
+    "backup_freshness": "prose: the archive_command's fix depends on its error in the server log; its positive needs an archiving server (tests/checks/test_backup_freshness.py)",
 }
 
 

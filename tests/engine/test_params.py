@@ -117,3 +117,17 @@ def test_injection_text_is_just_a_string(spec):
     values, raw = params.merge(assignments=["label=x'); drop table calls; --", "suppress=[\"x'; drop table calls; --\"]"])
     out = params.validate(values, spec, runbook="r", raw=raw)
     assert out == {"label": "x'); drop table calls; --", "suppress": ["x'; drop table calls; --"]}
+
+
+def test_a_parameter_papermill_cannot_read_is_an_authoring_error_not_a_silent_loss(tmp_path):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell('month = ""  # the month; empty = the last complete one\nlimit = 5  # rows')
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "eq_in_comment.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(ParameterError, match="cannot read the parameter.s. month") as err:
+        params.notebook_parameters(path)
+    assert "no '=' inside the comment" in err.value.hint

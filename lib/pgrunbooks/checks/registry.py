@@ -48,7 +48,7 @@ CATEGORIES: dict[str, str] = {
     "security": "row level security, policies, roles, grants, foreign keys",
     "exposure": "what the Data API serves from the exposed schemas (Supabase advisor lints)",
     "consistency": "orphaned rows",
-    "replication": "replication slots and the WAL they retain",
+    "replication": "replication slots, the WAL they retain, and WAL archiving",
     "tenant": "tenant isolation tested through the API roles",
 }
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pgrunbooks.checks.format import plural, size
+from pgrunbooks.checks.format import duration, plural, size
 from pgrunbooks.checks.registry import Check, register
-from pgrunbooks.checks.runner import finding, grade, ok
+from pgrunbooks.checks.runner import finding, grade, ok, skipped
 from pgrunbooks.findings import Severity
 
 #: wal_status values meaning the slot has lost, or is about to lose, WAL its consumer still needs
@@ -75,4 +75,74 @@ register(Check(
     remediation="select pg_drop_replication_slot('<slot>'); once nothing needs it; set max_slot_wal_keep_size.",
     evaluate=_slots,
     thresholds={"warning_bytes": 1024**3, "critical_bytes": 10 * 1024**3, "critical_safe_bytes": 1024**3},
+))
+
+
+# ----------------------------------------------------------------------------------- backup freshness
+#: what to look at where the server shows no archiver (archive_mode off here, archiving done by the platform)
+DASHBOARD = ("On a Supabase-hosted project the platform archives WAL with its own agent, invisible here: open "
+             "Dashboard → Database → Backups and check the date of the latest daily backup (and, with the PITR "
+             "add-on, the latest recoverable point), then record it (the backup runbook's "
+             "dashboard_checked_at and dashboard_latest_backup parameters).")
+
+
+def _segment_number(name: str | None, segment_bytes: int) -> int | None:
+    """A WAL file name (timeline, log, segment in hex) as an absolute segment number."""
+    if not name or len(name) < 24:
+        return None
+    return int(name[8:16], 16) * (0x100000000 // segment_bytes) + int(name[16:24], 16)
+
+
+def _backup_freshness(check, rows, t, ctx):
+    r = rows[0]
+    if r["archive_mode"] == "off":
+        return [skipped(check, "archive_mode is off: this server archives no WAL, so there is no archiver to "
+                               "check (point-in-time recovery needs it on). " + DASHBOARD,
+                        "alter system set archive_mode = on; and an archive_command or archive_library, then "
+                        "restart — or rely on the platform's backups (see the detail)")]
+    segment = r["wal_segment_bytes"]
+    current = _segment_number(r["current_wal"], segment)
+    last = _segment_number(r["last_archived_wal"], segment)
+    pending = None if current is None else max(0, current - (last if last is not None else current) - 1)
+    age = r["last_archived_age_s"]
+    facts = (f"archived {plural(r['archived_count'], 'segment')}, last {r['last_archived_wal'] or 'none'}"
+             + (f" {duration(age)} ago" if age is not None else "")
+             + f"; {r['failed_count']:,} failures since {r['stats_reset'] or 'the statistics reset'}"
+             + ("" if pending is None else f"; {plural(pending, 'segment')} waiting"))
+    if r["failing"]:
+        return [finding(
+            check, Severity.CRITICAL,
+            f"WAL archiving is failing: {r['last_failed_wal']} failed at {r['last_failed_time']:%Y-%m-%d %H:%M:%S %Z}"
+            + (", no segment archived since" if r["last_archived_time"] is None
+               or r["last_failed_time"] > r["last_archived_time"] else ""),
+            object="archiver", value=r["failed_count"], threshold=0, detail=facts + ". Until it succeeds, WAL "
+            "piles up in pg_wal (the disk fills) and no backup can be recovered past the last archived segment.",
+            remediation="Read the server log for the archive_command's error (permissions, a full or unmounted "
+                        "archive, a missing tool), fix it, then watch pg_stat_archiver.last_archived_time move "
+                        "past last_failed_time.",
+            data=r)]
+    severity = grade(age, t["warning_age_s"], t["critical_age_s"]) if pending else Severity.OK
+    if pending is not None and pending >= t["warning_pending"] and severity.rank < Severity.WARNING.rank:
+        severity = Severity.WARNING
+    if severity is Severity.OK:
+        return [ok(check, facts, value=age, data=r)]
+    return [finding(check, severity, f"WAL archiving is behind: {plural(pending, 'segment')} waiting, last success "
+                                     f"{duration(age) if age is not None else 'never'} ago",
+                    object="archiver", value=age, threshold=t["warning_age_s"], detail=facts, data=r)]
+
+
+register(Check(
+    id="backup_freshness",
+    title="WAL archiving (backup freshness)",
+    category="replication",
+    description="pg_stat_archiver when archive_mode is on: critical when the latest archiving attempt failed, "
+                "warning / critical when segments wait and the last success is older than warning_age_s / "
+                "critical_age_s, or warning_pending segments wait. Skipped, saying what to check in the Supabase "
+                "dashboard instead, when archive_mode is off.",
+    why="Point-in-time recovery can only reach the last archived WAL segment: an archiver that fails silently "
+        "means the backups stop at that point, and the WAL it cannot archive fills the disk.",
+    remediation="Fix the archive_command (its error is in the server log); on Supabase check the dashboard's "
+                "Backups page.",
+    evaluate=_backup_freshness,
+    thresholds={"warning_age_s": 3600, "critical_age_s": 6 * 3600, "warning_pending": 16},
 ))

@@ -37,7 +37,8 @@ def _ident(qualified: str) -> sql.Identifier:
     return sql.Identifier(*qualified.split(".", 1))
 
 
-def _table(row) -> sql.Identifier:
+def table_identifier(row) -> sql.Identifier:
+    """The table of a catalog row (``schema``, ``table``) as one quoted identifier."""
     return sql.Identifier(row["schema"], row["table"])
 
 
@@ -55,7 +56,7 @@ def _collect(check, ctx, t):
 
 
 def _probe(check, ctx, t):
-    if not _can_set_role(ctx, check, "authenticated"):
+    if not can_set_role(ctx, check, "authenticated"):
         raise SkipCheck(
             f"role {ctx.current_user} cannot SET ROLE authenticated, so it cannot test what the API sees",
             f"grant authenticated, anon to {quote_ident(ctx.current_user)};  -- membership only: nothing is gained until "
@@ -86,10 +87,10 @@ def _probe(check, ctx, t):
     }
     members = fetch(ctx, check, check.sql(ctx.server_version, "members"), t, identifiers=ids)
     sample_sql = check.sql(ctx.server_version, "sample")
-    tenant_ids = {"tenant_table": _table(tenant_table), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
+    tenant_ids = {"tenant_table": table_identifier(tenant_table), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
     for table in tables:
         table.update(leaks=[], own=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
-        query = compose(ctx, check, sample_sql, {**tenant_ids, "table": _table(table),
+        query = compose(ctx, check, sample_sql, {**tenant_ids, "table": table_identifier(table),
                                                  "pk": sql.Identifier(table["pk_column"]),
                                                  "key": sql.Identifier(table["key_column"])})
         with transaction(ctx, check) as cur:
@@ -100,7 +101,7 @@ def _probe(check, ctx, t):
     probe = check.sql(ctx.server_version, "probe")
     own_sql = check.sql(ctx.server_version, "own")
     subjects = [("authenticated", m["user_id"], set(m["tenants"])) for m in members]
-    if _can_set_role(ctx, check, "anon"):
+    if can_set_role(ctx, check, "anon"):
         subjects.append(("anon", None, set()))
     conn = ctx.session.conn
     for role, user_id, own in subjects:
@@ -113,10 +114,10 @@ def _probe(check, ctx, t):
                 if not (table[f"{role}_select"] or (member and table["authenticated_policies"])):
                     continue
                 foreign = [pk for pk, tenant in table["sample"] if tenant not in own]
-                mine = _own_rows(ctx, check, cur, own_sql, table, own, t) if member else []
+                mine = own_rows(ctx, check, cur, own_sql, table, own, t) if member else []
                 if not foreign and not mine:
                     continue
-                query = compose(ctx, check, probe, {"table": _table(table), "pk": sql.Identifier(table["pk_column"])})
+                query = compose(ctx, check, probe, {"table": table_identifier(table), "pk": sql.Identifier(table["pk_column"])})
                 leaked = seen = denied = None
                 try:
                     with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
@@ -161,10 +162,10 @@ def _probe(check, ctx, t):
     return tables
 
 
-def _own_rows(ctx, check, cur, own_sql: str, table, tenants: set, t) -> list:
+def own_rows(ctx, check, cur, own_sql: str, table, tenants: set, t) -> list:
     """Primary keys of up to rows_per_tenant rows of each of a member's own tenants in ``table``,
     read as the connected role (the rows the member must see)."""
-    query = compose(ctx, check, own_sql, {"table": _table(table), "pk": sql.Identifier(table["pk_column"]),
+    query = compose(ctx, check, own_sql, {"table": table_identifier(table), "pk": sql.Identifier(table["pk_column"]),
                                           "key": sql.Identifier(table["key_column"])})
     with ctx.session.conn.transaction(force_rollback=True):
         cur.execute("set local enable_seqscan = off")  # through the tenant column's index, as the sample
@@ -172,7 +173,7 @@ def _own_rows(ctx, check, cur, own_sql: str, table, tenants: set, t) -> list:
         return [r["pk"] for r in cur.fetchall()]
 
 
-def _can_set_role(ctx, check, role: str) -> bool:
+def can_set_role(ctx, check, role: str) -> bool:
     """Whether this session may ``SET ROLE role`` (tried in a rolled-back savepoint: membership
     alone is not enough on 16+, where the grant's SET option decides)."""
     key = f"set_role:{role}"
@@ -297,7 +298,7 @@ def _own_rows_findings(check, r, t) -> list:
                    f"{', '.join(o['tenants'])}), saw 0 of {o['expected']} sampled rows of their own organizations "
                    f"through {policies}. A policy comparing the tenant column with the user's id "
                    "(org_id = auth.uid()::text) hides every row: isolation by locking everyone out.",
-            remediation=_tenant_policy_fix(r, t),
+            remediation=tenant_policy_fix(r, t),
             data={**r, "proven_with": o},
         )]
     if partial:
@@ -314,7 +315,7 @@ def _own_rows_findings(check, r, t) -> list:
     return []
 
 
-def _tenant_policy_fix(r, t) -> str:
+def tenant_policy_fix(r, t) -> str:
     """The member's-organizations expression for ``r``'s SELECT policies (or a new policy)."""
     membership = qualified(*t["membership_table"].split(".", 1))
     expr = (f"{quote_ident(r['key_column'])} in (select m.{quote_ident(t['tenant_column'])} from {membership} m "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from pgrunbooks.engine.catalog import Runbook
-from pgrunbooks.engine.html import counts_text, run_status_word, sum_counts, worst_findings
+from pgrunbooks.engine.html import counts_text, run_status_word, sum_counts, when_text, worst_findings
 from pgrunbooks.engine.results import OK, RunResult
 from pgrunbooks.redact import redact
 
@@ -25,10 +25,11 @@ def runbook_table(runbooks: Sequence[Runbook]) -> str:
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + str(row[4]) for row in [header, *rows])
 
 
-def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | None = None) -> str:
+def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | None = None, diff: Any = None) -> str:
     """The console table after a run: runbook, status (``ran``/``FAILED``), counts per severity,
     report path; then each failure with its hint, the worst findings (what to look at first),
-    the totals and where the index is."""
+    what changed since the previous run (``diff``, a :class:`~pgrunbooks.history.diff.RunDiff`:
+    how many new, resolved, still open, and the new ones), the totals and where the index is."""
     cwd = cwd or Path.cwd()
 
     def shown(p: Path | None) -> str:
@@ -69,7 +70,30 @@ def summary_table(results: Sequence[RunResult], run_dir: Path, *, cwd: Path | No
             lines.append(f"  {str(f.severity).ljust(width)}  {name.ljust(name_width)}  {f.key}: {f.title}")
         if len(found) > ATTENTION_SHOWN:
             lines.append(f"  … and {len(found) - ATTENTION_SHOWN} more in index.html")
+    lines += since_previous_lines(diff)
     failed = sum(r.status != OK for r in results)
     lines.append(f"findings: {counts_text(sum_counts(r.counts for r in results))}; {len(results)} runbook(s), {failed} failed")
     lines.append(f"reports:  {shown(run_dir / 'index.html')}")
     return redact("\n".join(lines))
+
+
+def since_previous_lines(diff: Any) -> list[str]:
+    """``since the previous run (…): 1 new, 0 resolved, 4 still open`` and the new ones, worst
+    first (at most :data:`ATTENTION_SHOWN`); nothing without a diff."""
+    if diff is None:
+        return []
+    if diff.previous is None:
+        # the list above ("look at first") already names them
+        found = f"{len(diff.new)} problem(s), all new" if diff.new else "no problem found"
+        return [f"first run of this suite on this target (nothing to compare with): {found}"]
+    lines = [f"since the previous run ({when_text(diff.previous.get('started_at'))}): {diff.counts_text()}"]
+    width = max((len(e.severity.value) for e in diff.new[:ATTENTION_SHOWN]), default=0)
+    for e in diff.new[:ATTENTION_SHOWN]:
+        lines.append(f"  new       {e.severity.value.ljust(width)}  {e.key}: {e.title}")
+    if len(diff.new) > ATTENTION_SHOWN:
+        lines.append(f"  … and {len(diff.new) - ATTENTION_SHOWN} more new in index.html")
+    for e in diff.resolved[:ATTENTION_SHOWN]:
+        lines.append(f"  resolved  {e.key}: {e.title}")
+    if len(diff.resolved) > ATTENTION_SHOWN:
+        lines.append(f"  … and {len(diff.resolved) - ATTENTION_SHOWN} more resolved in index.html")
+    return lines

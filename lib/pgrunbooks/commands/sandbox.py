@@ -9,6 +9,7 @@ import time
 
 import psycopg
 
+from pgrunbooks.seed.faults.catalogue import RUNTIME_FAULT_LIST
 from pgrunbooks.sandbox import (
     ADMIN_USER,
     DEFAULT_DATABASE,
@@ -23,7 +24,7 @@ from pgrunbooks.sandbox import (
 def register(sub) -> None:
     parser = sub.add_parser(
         "sandbox",
-        help="the local PostgreSQL sandbox (start, stop, status, reset, seed, psql)",
+        help="the local PostgreSQL sandbox (start, stop, status, reset, seed, load, fault, psql)",
         description="A real PostgreSQL initialised like Supabase, with data under .pgrunbooks/ (or $PGRUNBOOKS_HOME).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_ActionParser)
@@ -49,6 +50,43 @@ def register(sub) -> None:
     seed.add_argument("--faults", default="all", help="planted problems: all, none, or NAME,NAME (see docs/faults.md)")
     seed.add_argument("--db", default=DEFAULT_DATABASE, help=f"database to (re)create (default {DEFAULT_DATABASE})")
     seed.set_defaults(handler=_seed)
+
+    load = common(actions.add_parser(
+        "load", help="run the app workload (pgbench with the app's statements) for a while",
+        description="Runs pgbench against the sandbox with scripts that behave like the VictorySync app: "
+        "insert calls and SMS per organization, list an organization's recent calls, invoice summaries, "
+        "and a member's dashboard read as `authenticated` with JWT claims (RLS applies). It stops by "
+        "itself after --duration and prints transactions per second. It inserts rows, as the app does.",
+    ))
+    load.add_argument("--duration", default="30s", help="how long: 30s, 2m (1s to 60m; default 30s)")
+    load.add_argument("--clients", default="4", help="concurrent sessions, 1-50 (default 4)")
+    load.add_argument("--db", default=DEFAULT_DATABASE, help=f"seeded database (default {DEFAULT_DATABASE})")
+    load.set_defaults(handler=_load)
+
+    fault = actions.add_parser(
+        "fault", help="start, stop or list runtime faults (live incidents for the playbooks)",
+        description="Runtime faults are live states of the running sandbox (sessions, a slot, a policy) that "
+        "the incident playbooks diagnose; each is held by a background process until stopped. "
+        "See docs/faults.md (Incident faults) for what each plants, which playbook finds it and its fix.",
+    )
+    fault_actions = fault.add_subparsers(dest="fault_action", metavar="start|stop|list")
+    fault_actions.required = True
+    fstart = common(fault_actions.add_parser(
+        "start", help="plant NAME and return once it is visible",
+        description="Starts a background holder process that plants the runtime fault NAME in the seeded "
+        "database and keeps it until `pgrunbooks sandbox fault stop NAME`. Returns once the fault is visible "
+        "(sessions waiting, slot retaining WAL, policy in place) and prints what was planted and the playbook "
+        "to follow. NAME: " + ", ".join(f.name for f in RUNTIME_FAULT_LIST) + ".",
+    ))
+    fstart.add_argument("name", metavar="NAME", help="runtime fault (pgrunbooks sandbox fault list)")
+    fstart.add_argument("--db", default=DEFAULT_DATABASE, help=f"seeded database (default {DEFAULT_DATABASE})")
+    fstart.set_defaults(handler=_fault_start)
+    fstop = common(fault_actions.add_parser("stop", help="undo NAME (or --all) and wait until it is gone"))
+    fstop.add_argument("name", metavar="NAME", nargs="?", help="runtime fault to stop")
+    fstop.add_argument("--all", action="store_true", help="stop every runtime fault held now")
+    fstop.set_defaults(handler=_fault_stop)
+    common(fault_actions.add_parser("list", help="the runtime faults, which are held now, and their playbooks"
+                                    )).set_defaults(handler=_fault_list)
 
     psql = common(actions.add_parser(
         "psql", help="open psql on the sandbox as postgres (extra args go to psql)",
@@ -160,3 +198,99 @@ def _psql(args) -> int:
     command = sandbox.psql_command(args.db, args.user) + list(args.psql_args)
     os.execv(command[0], command)
     return 0  # pragma: no cover
+
+
+def _running_sandbox(args):
+    from pgrunbooks.errors import SandboxError
+
+    status = _sandbox(args).status()
+    if not status.running:
+        raise SandboxError("the sandbox is not running", hint="pgrunbooks sandbox start && pgrunbooks sandbox seed")
+    return status
+
+
+def _load(args) -> int:
+    from pgrunbooks.errors import UsageError
+    from pgrunbooks.progress import FinalLine
+    from pgrunbooks.seed import workload
+
+    seconds = workload.parse_duration(args.duration)  # bad values: exit 3 before connecting
+    try:
+        clients = int(args.clients)
+    except ValueError:
+        raise UsageError(f"--clients must be a whole number, not {args.clients!r}") from None
+    workload._check_clients(clients)
+    status = _running_sandbox(args)
+    scripts = ", ".join(f"{name} x{weight}" for name, weight in workload.SCRIPTS.items())
+    print(f"load: {clients} client(s) for {seconds:g}s on {args.db} as {workload.ROLE} "
+          f"({workload.APPLICATION_NAME}); scripts (weight): {scripts}", file=sys.stderr)
+    if os.isatty(2):  # a person watches: a live bar (sys.stderr may be wrapped by the CLI's redaction)
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(seconds), desc="load", unit="s", file=sys.stderr, leave=False)
+    else:
+        bar = FinalLine(total=round(seconds), desc="load", unit="s")
+        bar.close = lambda: None  # the summary below says it all; no second line
+
+    def progress(elapsed: float, tps: float) -> None:
+        bar.update(max(0.0, min(elapsed, bar.total) - bar.n))
+        bar.set_postfix_str(f"{tps:,.0f} tps")
+
+    try:
+        result = workload.run(status.conninfo(args.db, ADMIN_USER), duration=seconds, clients=clients,
+                              on_progress=progress)
+    finally:
+        bar.close()
+    print(f"tps:          {result.tps:,.1f}")
+    print(f"transactions: {result.transactions:,} in {result.seconds:g}s ({result.failed:,} failed)")
+    print(f"clients:      {result.clients}")
+    print(f"pgbench:      {result.pgbench}")
+    return 0
+
+
+def _fault_dir(args):
+    return _sandbox(args).home / "faults"
+
+
+def _fault_start(args) -> int:
+    import json
+
+    from pgrunbooks.seed import hold
+
+    fault = hold.runtime_fault(args.name)  # unknown: exit 3 before touching the server
+    status = _running_sandbox(args)
+    started = time.monotonic()
+    held = hold.start(args.name, status.conninfo(args.db, ADMIN_USER), _fault_dir(args))
+    verb = "already running" if held.get("already") else f"started in {time.monotonic() - started:.1f}s"
+    print(f"{args.name}: {verb} (holder pid {held['pid']})")
+    print(f"planted:  {json.dumps(held['planted'])}")
+    target = "local" if args.db == DEFAULT_DATABASE else f"local:{args.db}"
+    print(f"playbook: pgrunbooks run incidents/{fault.playbook} -p target={target}")
+    print(f"undo:     {fault.stop_command}")
+    return 0
+
+
+def _fault_stop(args) -> int:
+    from pgrunbooks.errors import UsageError
+    from pgrunbooks.seed import hold
+
+    if bool(args.name) == bool(args.all):
+        raise UsageError("name one runtime fault to stop, or --all")
+    names = list(hold.running(_fault_dir(args))) if args.all else [hold.runtime_fault(args.name).name]
+    for name in names:
+        stopped = hold.stop(name, _fault_dir(args))
+        print(f"{name}: {'stopped' if stopped else 'was not running'}")
+    if not names:
+        print("no runtime fault is running")
+    return 0
+
+
+def _fault_list(args) -> int:
+    from pgrunbooks.seed import hold
+
+    held = hold.running(_fault_dir(args))
+    width = max(len(n) for n in hold.RUNTIME)
+    for name, fault in hold.RUNTIME.items():
+        state = f"running (pid {held[name]['pid']})" if name in held else "stopped"
+        print(f"{name:<{width}}  {state:<18} {fault.playbook:<22} {fault.summary}")
+    return 0

@@ -1,6 +1,7 @@
 """A run's files: per runbook ``<stem>.ipynb``, ``<stem>.html``, ``<stem>.findings.json`` (and
 ``<stem>.log`` when the kernel said something), per run ``index.html`` and ``summary.json``,
-all under ``<out>/<UTC timestamp>/`` and every secret redacted.
+all under ``<out>/<UTC timestamp>/`` and every secret redacted. ``summary.json`` also says what
+changed since the previous run of the same suite and target (:mod:`pgrunbooks.history.runs`).
 
 The findings are the ones the notebook recorded (display outputs of type
 :data:`~pgrunbooks.findings.FINDINGS_MIME`), minus the suppressed ones.
@@ -12,13 +13,17 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from pgrunbooks.engine import html as report
 from pgrunbooks.engine.execute import Executed
 from pgrunbooks.engine.results import FAILED, OK, RunResult
 from pgrunbooks.errors import PgRunbooksError, UsageError
 from pgrunbooks.findings import ATTACHMENT_MIME, FINDINGS_MIME, Finding, suppress
+from pgrunbooks.history.diff import Entry
+
+if TYPE_CHECKING:
+    from pgrunbooks.history.runs import RunHistory
 
 
 def new_run_dir(out: Path | str) -> Path:
@@ -163,8 +168,14 @@ def _html(result: RunResult, nb, started_at: _dt.datetime, show_code: bool) -> s
                                     f"HTML conversion failed: {type(exc).__name__}: {exc}")
 
 
-def write_index(results: Sequence[RunResult], run_dir: Path, *, title: str) -> Path:
-    """The run's ``index.html`` and ``summary.json``."""
+def write_index(results: Sequence[RunResult], run_dir: Path, *, title: str, history: RunHistory | None = None) -> Path:
+    """The run's ``index.html`` and ``summary.json``.
+
+    With ``history`` (its diff computed: :meth:`~pgrunbooks.history.runs.RunHistory.compare`)
+    the page opens with what changed since the previous run, and ``summary.json`` carries the
+    run's suite, target and start, the keys ``previous_run``, ``new``, ``resolved``, ``open``
+    (``unchecked``), and each runbook's findings by key, which is what a later run diffs
+    against when the history store cannot be reached."""
 
     def rel(p: Path | None) -> str | None:
         return os.path.relpath(p, run_dir) if p else None
@@ -177,11 +188,25 @@ def write_index(results: Sequence[RunResult], run_dir: Path, *, title: str) -> P
         )
         for r in results
     ]
+    diff = history.diff if history is not None else None
     index = run_dir / "index.html"
-    index.write_text(report.index_html(entries, title=title, subtitle=f"run {run_dir.name}"), encoding="utf-8")
-    summary = {"run": run_dir.name, "title": title, "runbooks": [r.to_dict(relative_to=run_dir) for r in results]}
+    index.write_text(report.index_html(entries, title=title, subtitle=f"run {run_dir.name}", diff=diff), encoding="utf-8")
+    summary = {"run": run_dir.name, "title": title}
+    if history is not None:
+        summary.update(history.identity())
+    if diff is not None:
+        summary.update(diff.to_dict())
+    summary["runbooks"] = [_summary_entry(r, run_dir) for r in results]
     _write_json(run_dir / "summary.json", summary)
     return index
+
+
+def _summary_entry(result: RunResult, run_dir: Path) -> dict:
+    """A runbook in ``summary.json``: its result and its findings by key (``{key, check_id,
+    severity, object, title}``; the full findings are in its ``findings.json``)."""
+    entry = result.to_dict(relative_to=run_dir)
+    entry["findings"] = [Entry.of(f).to_dict() for f in result.findings]
+    return entry
 
 
 def _write_json(path: Path, document: dict) -> None:

@@ -21,7 +21,10 @@ the server), ``number`` (int or float), ``interval`` (PostgreSQL's units, parsed
 server: ``500ms``, ``5s``, ``30min``, ``1h``, ``2 days``, ``6 months``; a bare number is in
 ``unit``, default ``s``, as PostgreSQL reads ``lock_timeout = 5000`` in ms), ``timestamp``
 (ISO 8601; without a zone it is UTC; ``max: "now"`` refuses the future), ``list`` (each item
-checked against ``items``) and ``mapping`` (each key present checked against ``keys``).
+checked against ``items``), ``mapping`` (each key present checked against ``keys``) and
+``text`` (a string: ``pattern``, a regular expression it must match in full; ``min``/``max``
+bound its length). Any type may list ``choices``, the only values allowed
+(``{"type": "text", "choices": ["trialing", "active"]}``).
 ``None`` always passes here: whether a value may be missing is the parameters cell's business.
 """
 
@@ -32,8 +35,8 @@ import re
 from typing import Any, Mapping
 
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
-TYPES = ("int", "number", "interval", "timestamp", "list", "mapping")
-_KEYS = {"type", "min", "max", "unit", "items", "keys", "help"}
+TYPES = ("int", "number", "interval", "timestamp", "list", "mapping", "text")
+_KEYS = {"type", "min", "max", "unit", "items", "keys", "help", "choices", "pattern"}
 
 # PostgreSQL's interval and GUC time units, in seconds (a month is 30 days, a year 365.25, as in PostgreSQL).
 _UNITS = {
@@ -122,6 +125,13 @@ def _check_decl(decl: Any, where: str) -> None:
         raise ConstraintSpecError(f"{where}: unknown unit {decl['unit']!r}")
     if "items" in decl:
         _check_decl(decl["items"], f"{where} items")
+    if "choices" in decl and not (isinstance(decl["choices"], list) and decl["choices"]):
+        raise ConstraintSpecError(f"{where}: choices must be a non-empty list")
+    if "pattern" in decl:
+        try:
+            re.compile(decl["pattern"])
+        except (re.error, TypeError):
+            raise ConstraintSpecError(f"{where}: pattern must be a regular expression") from None
     for key, sub in (decl.get("keys") or {}).items():
         _check_decl(sub, f"{where} key {key!r}")
 
@@ -131,7 +141,7 @@ def _bound(kind: str, value: Any, decl: Mapping[str, Any]) -> Any:
         return interval_seconds(value, decl.get("unit", "s"))
     if kind == "timestamp":
         return _dt.datetime.now(_dt.timezone.utc) if value == "now" else parse_timestamp(value)
-    if kind in ("int", "number", "list", "mapping"):
+    if kind in ("int", "number", "list", "mapping", "text"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(value)
         return value
@@ -145,6 +155,14 @@ def problems(name: str, value: Any, decl: Mapping[str, Any]) -> list[str]:
     kind = decl["type"]
     unit = decl.get("unit", "s")
     shown = f"parameter {name!r}" if "[" not in name and "." not in name else name
+    if "choices" in decl and value not in decl["choices"]:
+        return [f"{shown} must be one of {', '.join(map(repr, decl['choices']))}, got {value!r}"]
+    if kind == "text":
+        if not isinstance(value, str):
+            return [f"{shown} must be a string, got {value!r}"]
+        if "pattern" in decl and re.fullmatch(decl["pattern"], value) is None:
+            return [f"{shown} does not match the pattern {decl['pattern']}: {value!r}"]
+        return _range(f"{shown} (its length)", value, len(value), decl.get("min"), decl.get("max"))
     if kind in ("int", "number"):
         is_int = isinstance(value, int) and not isinstance(value, bool)
         if kind == "int" and not is_int:

@@ -9,6 +9,7 @@ export functions only.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import functools
 import gzip
 import html
@@ -376,8 +377,51 @@ def _attention_html(entries: Sequence[IndexEntry]) -> str:
     )
 
 
-def index_html(entries: Iterable[IndexEntry], *, title: str, subtitle: str = "") -> str:
-    """The run's ``index.html``: one row per runbook with its status, counts and links."""
+def when_text(iso: Any) -> str:
+    """An ISO timestamp as the index and the console show it (``2026-12-02 01:02:03 UTC``); as
+    given if unparsable."""
+    try:
+        moment = _dt.datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso or "unknown time")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _diff_rows(entries: Sequence[Any]) -> str:
+    return "".join(
+        f"<tr><td>{severity_badge(e.severity)}</td><td><code>{_esc(e.key)}</code></td><td>{_esc(e.title)}</td></tr>"
+        for e in entries
+    )
+
+
+def since_previous_html(diff: Any) -> str:
+    """What changed since the previous run of the same suite and target (a
+    :class:`~pgrunbooks.history.diff.RunDiff`): the new problems listed worst first, the
+    resolved ones listed, how many are still open. Empty without a diff."""
+    if diff is None:
+        return ""
+    if diff.previous is None:
+        heading = "First run of this suite on this target"
+        lead = "No previous run to compare with: " + (f"{len(diff.new)} problem(s), all new." if diff.new else "no problem found.")
+    else:
+        heading = f"Since the previous run ({when_text(diff.previous.get('started_at'))})"
+        lead = (f"{len(diff.new)} new, {len(diff.resolved)} resolved, {len(diff.open)} still open"
+                + (f", {len(diff.unchecked)} not re-checked (their runbook failed)" if diff.unchecked else "") + ".")
+    parts = [f'<div class="pgrb-since"><h2>{_esc(heading)}</h2><p>{_esc(lead)}</p>']
+    for label, css, entries in (("New", "pgrb-new", diff.new), ("Resolved", "pgrb-resolved", diff.resolved)):
+        if entries:
+            parts.append(f'<h3>{label} ({len(entries)})</h3><div class="wrap"><table class="{css}"><thead><tr>'
+                         f"<th>severity</th><th>key</th><th>finding</th></tr></thead><tbody>{_diff_rows(entries)}</tbody></table></div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def index_html(entries: Iterable[IndexEntry], *, title: str, subtitle: str = "", diff: Any = None) -> str:
+    """The run's ``index.html``: what changed since the previous run (``diff``, a
+    :class:`~pgrunbooks.history.diff.RunDiff`), then one row per runbook with its status,
+    counts and links."""
     entries = list(entries)
     sev_names = [s.value for s in SEVERITY_ORDER]
     head = "".join(f"<th>{h}</th>" for h in ["runbook", "status", "worst", *sev_names, "time", "files"])
@@ -420,6 +464,7 @@ body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; f
        color: #111827; max-width: 1100px; margin: 24px auto; padding: 0 16px; }}
 h1 {{ font-size: 1.5em; margin-bottom: 4px; }}
 h2 {{ font-size: 1.15em; margin: 18px 0 6px; }}
+h3 {{ font-size: 1em; margin: 10px 0 4px; }}
 .sub {{ color: #6b7280; margin-top: 0; }}
 .wrap {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; width: 100%; }}
@@ -433,6 +478,7 @@ a {{ color: #1d4ed8; }}
 <h1>{_esc(title)}</h1>
 <p class="sub">{_esc(subtitle)}</p>
 {banner}
+{since_previous_html(diff)}
 {_attention_html(entries)}
 <h2>Runbooks</h2>
 <div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>

@@ -70,7 +70,31 @@ def notebook_parameters(path: Path | str) -> dict[str, Parameter]:
         raw = inspect_notebook(str(path))
     except Exception as exc:  # unreadable notebook: bad usage of the runbook, not a DB problem
         raise ParameterError(f"cannot read the parameters of {path}: {exc}") from None
-    return {name: _parameter(info) for name, info in raw.items()}
+    found = {name: _parameter(info) for name, info in raw.items()}
+    lost = sorted(set(_assigned_names(path)) - set(found))
+    if lost:
+        # papermill skips a line it cannot parse (e.g. a comment with "=" in it) with a log line only;
+        # the parameter would then be refused as unknown at run time.
+        raise ParameterError(
+            f"papermill cannot read the parameter(s) {', '.join(lost)} of {path}",
+            hint="write each as `name = value  # comment`, with no '=' inside the comment",
+        )
+    return found
+
+
+def _assigned_names(path: Path | str) -> list[str]:
+    """The names assigned at the top level of the notebook's ``parameters`` cell."""
+    import json
+
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        cell = next(c for c in nb.get("cells", []) if "parameters" in c.get("metadata", {}).get("tags", []))
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        tree = ast.parse(source)
+    except (OSError, ValueError, StopIteration, SyntaxError, KeyError):
+        return []  # no cell, or a cell papermill reports on itself
+    return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
 
 
 def has_parameters_cell(nb: Mapping[str, Any]) -> bool:

@@ -23,11 +23,15 @@ from pgrunbooks.engine.interrupts import Interrupts
 from pgrunbooks.engine.kernels import KernelPool
 from pgrunbooks.engine.prepare import Prepared
 from pgrunbooks.engine.results import FAILED, INTERRUPTED, OK, ErrorInfo, Options, RunResult
-from pgrunbooks.errors import exit_code_of
+from pgrunbooks.errors import UsageError, exit_code_of
 from pgrunbooks.findings import Severity, at_or_above
+from pgrunbooks.history.diff import NEW_FAILS_AT, RunDiff
+from pgrunbooks.history.runs import RunHistory
 from pgrunbooks.redact import redact
 
 DEFAULT_FAIL_ON = "critical"
+#: ``--fail-on new``: exit 1 only for findings new since the previous run, at warning or worse
+FAIL_ON_NEW = "new"
 
 
 def default_jobs() -> int:
@@ -47,10 +51,15 @@ def run_all(
     title: str = "pgrunbooks run",
     progress: bool = False,
     on_result: Callable[[RunResult], None] | None = None,
+    history: RunHistory | None = None,
 ) -> list[RunResult]:
     """Execute ``prepared`` runbooks, at most ``jobs`` at a time; write their files, then
     ``index.html`` and ``summary.json``. Results come back in the order given, whatever
-    finishes first."""
+    finishes first.
+
+    With ``history`` the findings are compared with the previous run of the same suite and
+    target before the index is written (``history.diff``), and recorded in the history store
+    after it; a history problem is one warning line on stderr, never a failed run."""
     jobs = max(1, min(int(jobs), len(prepared) or 1))
     results: list[RunResult | None] = [None] * len(prepared)
     # While the first kernels start this process only waits: import and compile the report
@@ -110,8 +119,28 @@ def run_all(
         if bar is not None:
             bar.close()
     done = [r for r in results if r is not None]
-    artifacts.write_index(done, run_dir, title=title)
+    if history is None:
+        artifacts.write_index(done, run_dir, title=title)
+        return done
+    try:
+        _compare(history, done, run_dir)
+        artifacts.write_index(done, run_dir, title=title, history=history)
+        if not interrupts.event.is_set():  # an interrupted run's findings are partial: not a baseline
+            history.record(done, run_dir)
+    finally:
+        history.close()
+        for line in history.warnings:
+            print(redact(line), file=sys.stderr, flush=True)
     return done
+
+
+def _compare(history: RunHistory, results: Sequence[RunResult], run_dir: Path) -> None:
+    """``history.compare``, its own failures said as a warning (the run's report comes first)."""
+    try:
+        history.compare(results, run_dir)
+    except Exception as exc:  # noqa: BLE001 - history never fails a run
+        history.diff = None
+        history.warnings.append(redact(f"warning: no comparison with the previous run ({type(exc).__name__}: {exc})"))
 
 
 def _warm_up_reports() -> None:
@@ -160,10 +189,13 @@ def _tick(bar, result: RunResult, on_result: Callable[[RunResult], None] | None)
         on_result(result)
 
 
-def exit_code(results: Sequence[RunResult], fail_on: str = DEFAULT_FAIL_ON) -> int:
+def exit_code(results: Sequence[RunResult], fail_on: str = DEFAULT_FAIL_ON, diff: RunDiff | None = None) -> int:
     """130 if the run was interrupted (SIGINT/SIGTERM); 2 if a runbook failed; 3 if every
     failure is bad input found inside a runbook (a cell raised a usage error: a name that
-    matches nothing); else 1 if any finding is at or above ``fail_on``; else 0."""
+    matches nothing); else 1 if any finding is at or above ``fail_on``; else 0.
+
+    ``fail_on`` ``new``: 1 only if ``diff`` (this run against the previous one) has a new
+    finding at warning or worse; without a diff every finding counts as new."""
     failures = [r for r in results if r.status != OK]
     if any(r.error is not None and r.error.ename == INTERRUPTED for r in failures):
         return 130
@@ -172,13 +204,22 @@ def exit_code(results: Sequence[RunResult], fail_on: str = DEFAULT_FAIL_ON) -> i
         return 3 if usage else 2
     if str(fail_on).lower() == "none":
         return 0
+    if str(fail_on).lower() == FAIL_ON_NEW:
+        if diff is not None:
+            return 1 if diff.alerting(NEW_FAILS_AT) else 0
+        fail_on = NEW_FAILS_AT.value
     level = Severity.parse(fail_on)
     return 1 if any(at_or_above(r.findings, level) for r in results) else 0
 
 
-def parse_fail_on(value: str) -> str:
-    """``--fail-on``: a severity name (any case) or ``none``; anything else is bad usage (exit 3)."""
+def parse_fail_on(value: str, *, allow_new: bool = False) -> str:
+    """``--fail-on``: a severity name (any case) or ``none`` (and ``new`` with ``allow_new``:
+    runs and suites, which know their previous run); anything else is bad usage (exit 3)."""
     value = str(value).strip().lower()
-    if value == "none":
+    if value == "none" or (allow_new and value == FAIL_ON_NEW):
         return value
-    return Severity.parse(value).value
+    try:
+        return Severity.parse(value).value
+    except UsageError as exc:
+        choices = [s.value for s in Severity] + ([FAIL_ON_NEW] if allow_new else []) + ["none"]
+        raise UsageError(f"unknown --fail-on value {value!r}", hint=f"use one of: {', '.join(choices)}") from exc

@@ -14,7 +14,8 @@ charts.show_if(charts.index_waste(results))        # charts and tables, displaye
 One module per concern: ``session`` (start, current, the Session and its SQLAlchemy engine),
 ``findings`` (record, banner, detected, show_findings), ``display`` (show, MIME bundles,
 plotly), ``sqlmagic`` (``%sql`` through JupySQL), ``diagnostics`` (a runbook's declared
-checks), ``charts`` (figures of check measurements).
+checks), ``charts`` (figures of check measurements), ``evidence`` (``rb.capture``: an incident
+playbook's evidence, shown and attached).
 
 Every runbook kernel imports this package, so importing it stays cheap: pandas, plotly,
 SQLAlchemy, JupySQL and the checks registry are imported when first used.
@@ -24,6 +25,7 @@ from pgrunbooks.engine.html import PLOTLY_MIME
 from pgrunbooks.findings import FINDINGS_MIME
 from pgrunbooks.notebook.diagnostics import diagnose
 from pgrunbooks.notebook.display import attach, dataframe_bundle, figure_bundle, show
+from pgrunbooks.notebook.evidence import capture
 from pgrunbooks.notebook.findings import banner, detected, record, show_findings
 from pgrunbooks.notebook.session import Session, current, start
 
@@ -33,6 +35,7 @@ __all__ = [
     "Session",
     "attach",
     "banner",
+    "capture",
     "current",
     "dataframe_bundle",
     "detected",

@@ -175,7 +175,7 @@ def _make_engine(session: Session):
     timeouts = (session.statement_timeout, session.lock_timeout)
 
     def creator():
-        conn = psycopg.connect(conninfo)
+        conn = psycopg.connect(conninfo, prepare_threshold=None)  # see pgrunbooks.db.connect: poolers
         conn.read_only = read_only  # psycopg then opens every transaction with BEGIN READ ONLY
         return conn
 

@@ -10,8 +10,9 @@ import sys
 from pgrunbooks.names import qualified
 from pgrunbooks.seed.runtime import RUNTIME_FINDS
 
+from .catalogue import RUNTIME_FAULT_LIST
 from .plant import FAULTS
-from .model import Fault
+from .model import Fault, RuntimeFault
 
 SQL_LINK = "../lib/pgrunbooks/seed/sql/faults/"
 
@@ -125,7 +126,32 @@ The sessions set `statement_timeout`, `lock_timeout` and
 `idle_in_transaction_session_timeout` to 0 so role-level defaults do not end
 them early. Waiters are cancelled and rolled back before the blocker lets go,
 so no planted update ever commits.
-"""
+
+## Incident faults (scope `runtime`, `pgrunbooks.seed.incidents`)
+
+Live incidents for the incident playbooks (`runbooks/incidents/`), in the catalogue as
+`RUNTIME_FAULT_LIST` (`RuntimeFault` entries, scope `runtime`): never planted by
+`seed --faults`, started and stopped on demand. Each is a context manager taking an
+admin conninfo to a seeded database (`with incidents.lock_queue(conninfo) as planted:`)
+that plants the state, waits until it is visible where its playbook looks
+(`pg_stat_activity`, `pg_stat_statements`, `pg_replication_slots`, `pg_policies`),
+yields a frozen `Planted` (pids, query id, slot, policy…) and on exit undoes
+everything, also what a playbook's action already ended. From a shell, a
+background holder process (`python -m pgrunbooks.seed.hold NAME --conninfo …`)
+keeps one until it is stopped:
+
+```bash
+pgrunbooks sandbox fault list
+```
+
+`pgrunbooks sandbox fault start NAME` returns once the fault is visible and prints
+what it planted; `pgrunbooks sandbox fault stop NAME` (or `--all`) undoes it. The
+game day notebook (`notebooks/04_incident_game_day.ipynb`) drills each one.
+
+| incident fault | plants | must be named first by |
+|---|---|---|
+{incidents}
+{incident_sections}"""
 
 #: runtime fault -> (call, state, application_name) for the table above
 RUNTIME_ROWS = {
@@ -181,13 +207,26 @@ def _section(fault: Fault) -> str:
     return "\n".join(lines)
 
 
+def _incident(fault: RuntimeFault) -> str:
+    return "\n".join([
+        f"\n### `{fault.name}` (runtime)\n",
+        f"**Plants.** {fault.description}\n",
+        f"**Named first by** `{fault.playbook}`: {fault.found_note}.\n",
+        f"**Fix.** {fault.fix[0].upper() + fault.fix[1:]}.\n",
+        f"Start / stop: `{fault.start_command}` / `{fault.stop_command}`.\n",
+    ])
+
+
 def render() -> str:
     """The text of docs/faults.md."""
     rows = [f"| `{f.name}` | {'**cluster**: ' if f.scope == 'cluster' else ''}{f.summary} | {_codes(f.finds)} |"
             for f in FAULTS.values()]
     runtime = [f"| `{name}` | {' | '.join(RUNTIME_ROWS[name])} | {_codes(finds)} |" for name, finds in RUNTIME_FINDS.items()]
     sections = "".join(_section(f) for f in FAULTS.values())
-    return INTRO + "\n".join(rows) + "\n\n## The faults\n" + sections + TAIL.replace("{runtime}", "\n".join(runtime))
+    incidents = [f"| `{f.name}` | {f.summary} | `{f.playbook}` |" for f in RUNTIME_FAULT_LIST]
+    tail = TAIL.replace("{runtime}", "\n".join(runtime)).replace("{incidents}", "\n".join(incidents))
+    tail = tail.replace("{incident_sections}", "".join(_incident(f) for f in RUNTIME_FAULT_LIST))
+    return INTRO + "\n".join(rows) + "\n\n## The faults\n" + sections + tail
 
 
 if __name__ == "__main__":

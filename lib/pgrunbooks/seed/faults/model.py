@@ -143,3 +143,42 @@ class Fault:
         if not self._file("revert").is_file():
             return None
         return lambda conn: self.run_sql(conn, self.values(), "revert")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeFault:
+    """A fault of a *running* database (scope ``runtime``): live sessions, a slot or a policy that
+    exists only while something holds it. Started and stopped on demand (``pgrunbooks sandbox
+    fault start|stop NAME``, or ``with fault.context(conninfo) as planted:``), never by
+    ``seed --faults``. The context manager is ``pgrunbooks.seed.incidents.<name>``."""
+
+    name: str
+    #: one line for the summary table of docs/faults.md
+    summary: str
+    #: what it plants, in full
+    description: str
+    #: the incident playbook (``runbooks/incidents/<playbook>.ipynb``) that must name it first
+    playbook: str
+    #: what the playbook's first finding says
+    found_note: str
+    #: what resolves it (the trainee's fix in the game day; ``hold.fix`` does the same headlessly)
+    fix: str
+    scope: str = "runtime"
+
+    def __post_init__(self) -> None:
+        if self.scope != "runtime":
+            raise ValueError(f"runtime fault {self.name}: scope must be 'runtime'")
+
+    @property
+    def start_command(self) -> str:
+        return f"pgrunbooks sandbox fault start {self.name}"
+
+    @property
+    def stop_command(self) -> str:
+        return f"pgrunbooks sandbox fault stop {self.name}"
+
+    def context(self, conninfo: str, **options: Any):
+        """The fault's context manager on *conninfo* (an admin conninfo to the seeded database)."""
+        from pgrunbooks.seed import incidents  # late: incidents reads the database faults of this package
+
+        return incidents.INCIDENTS[self.name](conninfo, **options)
