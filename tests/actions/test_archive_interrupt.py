@@ -77,7 +77,7 @@ def test_sigint_stops_the_archive_at_once_and_the_audit_says_interrupted(pg, big
     assert remaining > 10_000, "the run stopped, it did not move every row"
     assert after == before, "every row once, same content"
     records = audit.read(log)
-    assert [r["outcome"] for r in records] == ["started", "interrupted"], records[-1]
+    assert [r["outcome"] for r in records] == ["started", "interrupted"], (records[-1].get("error"), records[-1].get("progress"))
     committed = records[-1]["progress"]["committed"]
     assert f"{archived:,} rows of public.calls archived" in committed, committed
 

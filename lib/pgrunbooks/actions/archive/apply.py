@@ -177,7 +177,12 @@ class PairMover:
                 if self.params["pause"] and int(res["selected"]):
                     time.sleep(float(self.params["pause"]))
         except KeyboardInterrupt:
-            self._stop_interrupted(bar)
+            try:
+                self._stop_interrupted(bar)
+            except Exception as exc:  # the count after Ctrl-C must not turn the interrupt into a failure
+                self.committing = None
+                self.stats["stopped"] = "interrupted"
+                self.stats["moved_uncertain"] = f"not re-read from the archive: {type(exc).__name__}"
             raise  # no further batch: the audit records the run as interrupted, with what was committed
         finally:
             if bar is not None:
