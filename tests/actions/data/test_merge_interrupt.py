@@ -13,11 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pgrunbooks import audit
 from pgrunbooks.actions import apply
@@ -40,18 +38,6 @@ apply(plan, confirm=plan.confirm, progress=False)
 print("done", flush=True)
 """
 
-
-
-@pytest.fixture
-def merge_db(pg, faults_template):
-    """A private copy of the planted-faults template. Statistics are not rebuilt (a merge plans from rows,
-    not from the checks), and ``STRATEGY file_copy`` (PostgreSQL 15+) copies a database this small fastest."""
-    name = f"m_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {} strategy file_copy").format(
-            sql.Identifier(name), sql.Identifier(faults_template)))
-    yield name
-    pg.drop_database(name)
 
 def _wait_for(conn, query: str, params=(), timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout

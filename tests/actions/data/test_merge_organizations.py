@@ -7,11 +7,8 @@ harbor-catering-4 share three members (``org_users (org_id, user_id)`` collision
 
 from __future__ import annotations
 
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from pgrunbooks import audit
 from pgrunbooks.actions import apply
@@ -29,18 +26,6 @@ SHARED_MEMBERS = (
     "   and a.org_id = (select id from public.organizations where slug = %s) order by 1"
 )
 
-
-
-@pytest.fixture
-def merge_db(pg, faults_template):
-    """A private copy of the planted-faults template. Statistics are not rebuilt (a merge plans from rows,
-    not from the checks), and ``STRATEGY file_copy`` (PostgreSQL 15+) copies a database this small fastest."""
-    name = f"m_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg.admin_conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {} strategy file_copy").format(
-            sql.Identifier(name), sql.Identifier(faults_template)))
-    yield name
-    pg.drop_database(name)
 
 def _state(pg, db: str) -> dict:
     with pg.connect(db) as conn:
@@ -142,7 +127,6 @@ def test_bad_input_is_refused_before_anything_changes(pg, faults_db, audit_log):
         by_table = plan_merge_organizations(s, FROM, INTO, on_collision={"org_users": "fail"})
         assert by_table.blockers == plan.blockers, "a rule for the table replaces the default"
     assert [r["outcome"] for r in audit.read(audit_log)] == ["refused"]
-
 
 
 def test_the_runbook_applies_the_command_its_dry_run_prints(first_pg, merge_db, tmp_path):
