@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from pgrunbooks.seed import hold, incidents
-from pgrunbooks.seed.faults.catalogue import LEAKY_POLICY, LOCKOUT_POLICY, RUNTIME_FAULT_LIST
+from pgrunbooks.seed.faults.catalogue import LEAKY_POLICY, LOCKOUT_POLICY
+from pgrunbooks.seed.faults.runtime_catalogue import RUNTIME_FAULT_LIST
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 
 import psycopg
 
-from pgrunbooks.seed.faults.catalogue import RUNTIME_FAULT_LIST
+from pgrunbooks.seed.faults.runtime_catalogue import RUNTIME_FAULT_LIST
 from pgrunbooks.sandbox import (
     ADMIN_USER,
     DEFAULT_DATABASE,

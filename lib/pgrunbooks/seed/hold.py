@@ -31,7 +31,7 @@ from psycopg import sql
 
 from pgrunbooks.errors import SandboxError, UsageError
 
-from .faults.catalogue import RUNTIME_FAULT_LIST
+from .faults.runtime_catalogue import RUNTIME_FAULT_LIST
 from .incidents import Planted
 
 #: every runtime fault by name

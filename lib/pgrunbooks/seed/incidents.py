@@ -10,7 +10,7 @@ playbook's action already ended some of it. Nothing here changes a table's rows.
 
 The sessions' ``application_name`` values are the app's (``victorysync/…``), so playbooks
 rank them the way a DBA would read them. Faults in the catalogue: :mod:`.faults.catalogue`
-(``RUNTIME_FAULT_LIST``); a process holding one until SIGTERM: :mod:`.hold`.
+(``RUNTIME_FAULT_LIST`` in ``faults/runtime_catalogue.py``); a process holding one until SIGTERM: :mod:`.hold`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import sys
 from pgrunbooks.names import qualified
 from pgrunbooks.seed.runtime import RUNTIME_FINDS
 
-from .catalogue import RUNTIME_FAULT_LIST
+from .runtime_catalogue import RUNTIME_FAULT_LIST
 from .plant import FAULTS
 from .model import Fault, RuntimeFault
 
@@ -130,7 +130,7 @@ so no planted update ever commits.
 ## Incident faults (scope `runtime`, `pgrunbooks.seed.incidents`)
 
 Live incidents for the incident playbooks (`runbooks/incidents/`), in the catalogue as
-`RUNTIME_FAULT_LIST` (`RuntimeFault` entries, scope `runtime`): never planted by
+`RUNTIME_FAULT_LIST` in `seed/faults/runtime_catalogue.py` (`RuntimeFault` entries, scope `runtime`): never planted by
 `seed --faults`, started and stopped on demand. Each is a context manager taking an
 admin conninfo to a seeded database (`with incidents.lock_queue(conninfo) as planted:`)
 that plants the state, waits until it is visible where its playbook looks
