@@ -8,10 +8,16 @@ is already running (seeding is what ``bench/seed.py`` measures, not server start
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import pgrunbooks  # noqa: F401
+except ImportError:  # a checkout without `pip install -e .`: every bench imports this module first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from psycopg import conninfo as pg_conninfo
 

@@ -32,15 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    import pgrunbooks  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _server import add_server_args, dsn, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import sql
 
-from _server import add_server_args, dsn, server  # noqa: E402
 from pgrunbooks.actions import apply, plan_archive
 from pgrunbooks.db import connect
 from pgrunbooks.seed import seed

@@ -27,15 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    import pgrunbooks  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _server import add_server_args, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
-from _server import add_server_args, server  # noqa: E402
 from pgrunbooks.backup.dump import backup_database
 from pgrunbooks.backup.restore import restore_test
 from pgrunbooks.sandbox import create_database, drop_database

@@ -25,16 +25,14 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
+import _server  # noqa: F401 - first: it puts lib/ on the path in a bare checkout
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-
-from pgrunbooks import checks  # noqa: E402
-from pgrunbooks.db import connect  # noqa: E402
-from pgrunbooks.names import qualified  # noqa: E402
-from pgrunbooks.sandbox import ADMIN_USER, Sandbox, create_database, drop_database  # noqa: E402
+from pgrunbooks import checks
+from pgrunbooks.db import connect
+from pgrunbooks.names import qualified
+from pgrunbooks.sandbox import ADMIN_USER, Sandbox, create_database, drop_database
 
 BIG_TABLE = 10_000
 SYSTEM_SCHEMAS = {"pg_catalog", "information_schema", "pg_toast"}

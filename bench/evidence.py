@@ -30,16 +30,12 @@ import threading
 import time
 from pathlib import Path
 
-try:
-    import pgrunbooks  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _server import server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from _server import server  # noqa: E402
 from pgrunbooks.db import connect
 from pgrunbooks.evidence import capture
 from pgrunbooks.seed import incidents, seed, workload

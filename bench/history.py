@@ -16,27 +16,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import date
-from pathlib import Path
 
-try:
-    import pgrunbooks  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _server import add_server_args, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import add_server_args, server  # noqa: E402
-
-from pgrunbooks import db  # noqa: E402
-from pgrunbooks.history import capture, period, series, store, synthetic  # noqa: E402
-from pgrunbooks.sandbox import create_database, drop_database  # noqa: E402
-from pgrunbooks.targets import Target  # noqa: E402
+from pgrunbooks import db
+from pgrunbooks.history import capture, period, series, store, synthetic
+from pgrunbooks.sandbox import create_database, drop_database
+from pgrunbooks.targets import Target
 
 
 _COLUMNS = {

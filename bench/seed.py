@@ -16,18 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-try:
-    import pgrunbooks  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _server import add_server_args, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from _server import add_server_args, server  # noqa: E402
 from pgrunbooks.seed import Sizes, revert_faults, seed
 
 

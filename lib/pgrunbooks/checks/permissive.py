@@ -9,7 +9,12 @@ OR-ing the pair's expressions, then each policy of the pair dropped. A policy th
 other actions (``for all``) or other roles is recreated for exactly what it served besides this
 role and action, so nothing else changes: a ``for all`` tenant policy becomes its insert, update
 and delete parts. A policy granted ``to public`` keeps ``to public`` for the other actions; for
-this action it is narrowed to the other API role (roles that bypass RLS are not affected).
+this action it is narrowed to the other API role (roles that bypass RLS are not affected). A policy
+without the expression an action needs admits nothing for it and adds nothing to the merge.
+
+Critical (a proven leak): the SQL takes the policies the probe proved to admit other tenants' rows
+(each one's expression evaluated on the rows seen) out of the pair, the same way: dropped, and
+recreated for whatever else they served.
 """
 
 from __future__ import annotations
@@ -41,11 +46,14 @@ def _collect(check, ctx, t):
         table = probed.get(r["name"])
         r["probe"] = unprobed or ("not a tenant table" if table is None else "probed")
         r["leaked"] = None
-        r["open_policies"] = []
+        r["leaking_policies"] = []
+        r["rls_enabled"] = True if table is None else table["rls_enabled"]
         if table is not None and r["action"] == "select" and r["role"] in API_ROLES:
             leaks = [leak["leaked"] for leak in table["leaks"]] if r["role"] == "authenticated" else [table["anon_leaked"] or 0]
             r["leaked"] = max(leaks, default=0)
-            r["open_policies"] = [p for p in table[f"{r['role']}_open_policies"] if p in r["policies"]]
+            # proven by the probe (each policy's expression evaluated on the rows seen), else the simply true ones
+            proven = table[f"{r['role']}_leaking_policies"] or table[f"{r['role']}_open_policies"]
+            r["leaking_policies"] = [p for p in proven if p in r["policies"]]
     return rows
 
 
@@ -55,18 +63,15 @@ def _evaluate(check, rows, t, ctx):
         policies = ", ".join(map(quote_ident, r["policies"]))
         where = f"{r['name']} for {r['role']} {r['action']}"
         if r["leaked"]:
-            culprits = r["open_policies"]
+            culprits = r["leaking_policies"]
             out.append(finding(
                 check, Severity.CRITICAL, f"{where}: permissive policies {policies} are OR-ed into a leak",
                 object=f"{r['name']}:{r['role']}:{r['action']}", value=len(r["policies"]),
                 detail=f"tenant_isolation's live probe, as {r['role']}, saw {r['leaked']} sampled rows of other "
                        "organizations: one of these policies is wider than the tenant, and permissive policies "
-                       "are OR-ed" + (f" ({', '.join(map(quote_ident, culprits))} is simply true)" if culprits else "")
+                       "are OR-ed" + (f" ({', '.join(map(quote_ident, culprits))} admits them)" if culprits else "")
                        + ".",
-                remediation=("".join(f"drop policy {quote_ident(p)} on {r['name']};\n" for p in culprits)
-                             if culprits else
-                             "-- Drop or narrow the policy that does not restrict to the member's organizations "
-                             "(see tenant_isolation's finding for this table).\n") + RECHECK,
+                remediation=leak_sql(r) + RECHECK,
                 data=r,
             ))
             continue
@@ -84,21 +89,37 @@ def _evaluate(check, rows, t, ctx):
                              f"{', '.join(ctx.exposed_schemas)}")]
 
 
+def leak_sql(r: dict[str, Any]) -> str:
+    """SQL closing the leak: each policy proven to admit other tenants' rows loses this role and action
+    (dropped, and recreated for whatever else it served); RLS enabled first when it is off."""
+    if not r["rls_enabled"]:
+        return f"alter table {r['name']} enable row level security;\n"
+    lines = []
+    for m in r["members"]:
+        if m["policy"] in r["leaking_policies"]:
+            lines += _remainder(r["name"], m, r["role"], r["action"])
+            lines.append(f"drop policy {quote_ident(m['policy'])} on {r['name']};")
+    if not lines:
+        return ("-- The probe could not tell which policy admits the rows (an expression that cannot be evaluated "
+                "on its own): drop or narrow the one that does not restrict to the member's organizations.\n")
+    if len(r["leaking_policies"]) == len(r["members"]):
+        lines.append(f"-- Every policy of the pair admitted other organizations' rows: members see none of "
+                     f"{r['name']} until a tenant policy is written (tenant_isolation's finding prints one).")
+    return "\n".join(lines) + "\n"
+
+
 def merge_sql(r: dict[str, Any]) -> str:
     """SQL replacing the pair by one policy for this role and action that OR-s their expressions;
     a policy of the pair that serves more than that is recreated for the rest (see the module doc)."""
     action, role = r["action"], r["role"]
     members = r["members"]
-    # With check applies to insert and update (a policy without one checks new rows with its using).
-    checks = [m["check"] or m["using"] for m in members]
-    needed = ([] if action == "insert" else [m["using"] for m in members]) + (checks if action in ("insert", "update") else [])
-    if any(e is None for e in needed):
-        # A policy without the expression this action needs grants nothing here: which one to keep is a
-        # decision about intent, not something to print blindly.
-        return ("-- " + ", ".join(map(quote_ident, r["policies"])) + f" do not all define the expression {action} "
-                f"needs: write one policy for {role} {action} from the ones that do, then drop the others.")
-    using = "" if action == "insert" else " using (" + " or ".join(f"({m['using']})" for m in members) + ")"
-    check = (" with check (" + " or ".join(f"({e})" for e in checks) + ")") if action in ("insert", "update") else ""
+    # With check applies to insert and update (a policy without one checks new rows with its using). A
+    # policy without the expression an action needs admits nothing for it (the server adds no clause for
+    # it), so the merge ORs the ones that have it, and is false when none has.
+    usings = [m["using"] for m in members if m["using"] is not None]
+    checks = [m["check"] or m["using"] for m in members if (m["check"] or m["using"]) is not None]
+    using = "" if action == "insert" else " using (" + _any(usings) + ")"
+    check = (" with check (" + _any(checks) + ")") if action in ("insert", "update") else ""
     merged = quote_ident(_name(f"{r['table']}_{action}_{role}"))
     lines = [f"create policy {merged} on {r['name']} as permissive for {action} to {quote_ident(role)}{using}{check};"]
     for m in members:
@@ -107,6 +128,10 @@ def merge_sql(r: dict[str, Any]) -> str:
     note = ("-- The merged policy admits exactly the rows the pair did for " + f"{role} {action}, evaluated once per row"
             + ("; the split parts keep what the wider policies served otherwise." if len(lines) > 1 + len(members) else "."))
     return "\n".join(lines) + "\n" + note
+
+
+def _any(expressions: list[str]) -> str:
+    return " or ".join(f"({e})" for e in expressions) or "false"
 
 
 def _remainder(table: str, member: dict[str, Any], role: str, action: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from pgrunbooks import pgss
 from pgrunbooks.checks.format import duration, one_line, pct
 from pgrunbooks.checks.registry import Check, register
 from pgrunbooks.checks.runner import Context, finding, grade, ok
@@ -28,24 +29,16 @@ COLUMNS = {
 def pgss_identifiers(ctx: Context) -> dict[str, sql.Composable]:
     """``{pgss}``, ``{pgss_fn}``, ``{pgss_info}`` and the version-dependent column names."""
     if "pgss" not in ctx.cache:
-        schema = ctx.extension_schema("pg_stat_statements")
-        present = {
-            r["attname"]
-            for r in ctx.session.fetch(
-                "select a.attname::text as attname from pg_catalog.pg_attribute a"
-                " where a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%%I.pg_stat_statements', %s::text))"
-                "   and a.attnum > 0 and not a.attisdropped",
-                (schema,),
-            )
-        }
+        # Composed only for checks that require the extension (the runner skips them without it);
+        # dropped since the run began, the query fails with the server's reason instead.
+        found = pgss.locate(ctx.session) or pgss.Pgss("extensions", "", False, frozenset())
         names: dict[str, sql.Composable] = {
-            "pgss": sql.Identifier(schema, "pg_stat_statements"),
-            "pgss_fn": sql.Identifier(schema, "pg_stat_statements"),
-            "pgss_info": sql.Identifier(schema, "pg_stat_statements_info"),
+            "pgss": found.relation(),
+            "pgss_fn": found.relation(),
+            "pgss_info": found.relation("pg_stat_statements_info"),
         }
         for ours, candidates in COLUMNS.items():
-            column = next((c for c in candidates if c in present), candidates[-1])
-            names[ours] = sql.Identifier(column)
+            names[ours] = found.column(*candidates)
         ctx.cache["pgss"] = names
     return ctx.cache["pgss"]
 

@@ -8,6 +8,12 @@ and one rolled-back savepoint per table: ``set local role authenticated`` and
 many of the sampled rows of *other* organizations the member can fetch by primary key. Then the
 same as ``anon``, for whom every tenant row is foreign. Any visible foreign row is a leak.
 
+Which policy leaks is proven, not guessed from its text: in the same savepoint, each permissive
+SELECT policy's own expression (``pg_get_expr``) is evaluated on the foreign rows the member saw, so
+``org_id is not null`` is named as surely as ``true``. The printed fix drops a select-only culprit
+while another policy still serves the members and narrows any other to the member's organizations
+(a ``for all`` policy keeps serving writes within the tenant).
+
 Both ways: each member also fetches a sample of their *own* organizations' rows in the same
 savepoint. Seeing none of them (a policy that hides them, like ``org_id = auth.uid()::text``) or
 being refused (SQLSTATE 42501, no SELECT grant while SELECT policies are written for members) is a
@@ -89,7 +95,8 @@ def _probe(check, ctx, t):
     sample_sql = check.sql(ctx.server_version, "sample")
     tenant_ids = {"tenant_table": table_identifier(tenant_table), "tenant_key": sql.Identifier(tenant_table["pk_column"])}
     for table in tables:
-        table.update(leaks=[], own=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[])
+        table.update(leaks=[], own=[], probed_members=0, anon_leaked=None, anon_probed=0, sample=[],
+                     authenticated_leaking_policies=[], anon_leaking_policies=[])
         query = compose(ctx, check, sample_sql, {**tenant_ids, "table": table_identifier(table),
                                                  "pk": sql.Identifier(table["pk_column"]),
                                                  "key": sql.Identifier(table["key_column"])})
@@ -100,6 +107,7 @@ def _probe(check, ctx, t):
             table["sample"] = [(r["pk"], r["tenant"]) for r in cur.fetchall()]
     probe = check.sql(ctx.server_version, "probe")
     own_sql = check.sql(ctx.server_version, "own")
+    admitted_sql = check.sql(ctx.server_version, "admitted")
     subjects = [("authenticated", m["user_id"], set(m["tenants"])) for m in members]
     if can_set_role(ctx, check, "anon"):
         subjects.append(("anon", None, set()))
@@ -119,6 +127,7 @@ def _probe(check, ctx, t):
                     continue
                 query = compose(ctx, check, probe, {"table": table_identifier(table), "pk": sql.Identifier(table["pk_column"])})
                 leaked = seen = denied = None
+                admitting: list[str] | None = None
                 try:
                     with conn.transaction(force_rollback=True):  # the role and claims end with the savepoint
                         cur.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
@@ -135,11 +144,16 @@ def _probe(check, ctx, t):
                         if foreign:
                             execute(ctx, check, cur, query, {"ids": foreign})
                             leaked = cur.fetchone()["leaked"]
+                            if leaked and table["rls_enabled"]:
+                                admitting = admitting_policies(ctx, check, cur, admitted_sql, table, role, foreign)
                         if mine:
                             execute(ctx, check, cur, query, {"ids": mine})
                             seen = cur.fetchone()["leaked"]
                 except psycopg.errors.InsufficientPrivilege as exc:  # SQLSTATE 42501: no SELECT grant
                     denied = exc.sqlstate
+                if admitting:
+                    known = table.setdefault(f"{role}_leaking_policies", [])
+                    known.extend(name for name in admitting if name not in known)
                 if role == "anon":
                     table["anon_leaked"], table["anon_probed"] = leaked, len(foreign)
                     continue
@@ -147,8 +161,8 @@ def _probe(check, ctx, t):
                 if leaked is not None:
                     table["probed_members"] += 1
                     if leaked:
-                        table["leaks"].append({"user_id": user_id, "tenants": tenants,
-                                               "leaked": leaked, "probed": len(foreign)})
+                        table["leaks"].append({"user_id": user_id, "tenants": tenants, "leaked": leaked,
+                                               "probed": len(foreign), "policies": admitting})
                 if mine:
                     table["own"].append({"user_id": user_id, "tenants": tenants, "expected": len(mine),
                                          "seen": seen, "denied": denied})
@@ -160,6 +174,31 @@ def _probe(check, ctx, t):
         table["members_sampled"] = len(members)
         table["sampled_rows"] = len(table.pop("sample"))
     return tables
+
+
+def admitting_policies(ctx, check, cur, admitted_sql: str, table, role: str, ids: list) -> list[str] | None:
+    """Which of the table's permissive SELECT policies for ``role`` admit the foreign rows ``ids`` the
+    session (already the role, with the member's claims) just saw: each policy's own expression,
+    evaluated on those rows as the member, exactly as the server evaluates it. None when an
+    expression cannot be evaluated on its own (the finding then names every policy)."""
+    names, exprs = table[f"{role}_policy_names"], table[f"{role}_policy_exprs"]
+    if not names:
+        return None
+    # The server's own deparsed text (pg_get_expr); a literal % must not read as a placeholder.
+    counts = sql.SQL(", ").join(
+        sql.SQL("count(*) filter (where ({}))").format(sql.SQL(expr.replace("%", "%%"))) if expr is not None
+        else sql.SQL("0")  # no USING: the policy admits no rows
+        for expr in exprs
+    )
+    query = compose(ctx, check, admitted_sql, {"counts": counts, "table": table_identifier(table),
+                                              "pk": sql.Identifier(table["pk_column"])})
+    try:
+        with ctx.session.conn.transaction():
+            execute(ctx, check, cur, query, {"ids": ids})
+            admitted = cur.fetchone()["admitted"]
+    except psycopg.errors.Error:
+        return None
+    return [name for name, n in zip(names, admitted) if n]
 
 
 def own_rows(ctx, check, cur, own_sql: str, table, tenants: set, t) -> list:
@@ -192,16 +231,24 @@ def can_set_role(ctx, check, role: str) -> bool:
     return ctx.cache[key]
 
 
-def _culprits(policies: list[str], open_policies: list[str], rls_enabled: bool) -> str:
-    """What lets a role see the rows: RLS off, else its permissive policies (``name: using``),
-    naming first those that are simply true."""
-    if not rls_enabled:
+def _culprits(r, role: str) -> str:
+    """What lets ``role`` see the rows: RLS off, else its permissive policies (``name: using``), naming
+    first those proven to admit the foreign rows (or, unproven, those that are simply true)."""
+    policies = r[f"{role}_policies"]
+    if not r["rls_enabled"]:
         return "row level security is disabled on it"
     if not policies:
         return "no SELECT policy applies, yet rows are visible (owner or BYPASSRLS?)"
-    if not open_policies:
+    proven = r.get(f"{role}_leaking_policies")
+    named = proven or r[f"{role}_open_policies"]
+    if not named:
         return f"{_policies(policies)} {'; '.join(policies)} (permissive policies are OR-ed)"
-    return (f"{_policies(open_policies)} {', '.join(map(quote_ident, open_policies))} (using true) "
+    one = len(named) == 1
+    if proven:
+        how = ("admits" if one else "admit") + " them (evaluated on the rows seen)"
+    else:
+        how = ("is" if one else "are") + " simply true"
+    return (f"{_policies(named)} {', '.join(map(quote_ident, named))}, which {how} "
             "— permissive policies are OR-ed: " + "; ".join(policies))
 
 
@@ -219,26 +266,24 @@ def _evaluate(check, rows, t, ctx):
             problems.append(
                 f"{plural(len(r['leaks']), 'member')} of {r['probed_members']} tested see other organizations' rows "
                 f"(user {worst['user_id']}, member of {len(worst['tenants'])} orgs, sees {worst['leaked']} of "
-                f"{worst['probed']} sampled foreign rows) through {_culprits(r['authenticated_policies'], r['authenticated_open_policies'], r['rls_enabled'])}")
+                f"{worst['probed']} sampled foreign rows) through {_culprits(r, 'authenticated')}")
         if r["anon_leaked"]:
             problems.append(
                 f"logged-out visitors (anon) see {r['anon_leaked']} of {r['anon_probed']} sampled rows through "
-                f"{_culprits(r['anon_policies'], r['anon_open_policies'], r['rls_enabled'])}")
+                f"{_culprits(r, 'anon')}")
         if not problems:
             continue
         culprit = ""
-        suspicious = list(dict.fromkeys(quote_ident(name) for name in
-                                        (r["authenticated_open_policies"] if r["leaks"] else [])
-                                        + (r["anon_open_policies"] if r["anon_leaked"] else [])))
+        suspicious = leaking_policies(r)
         if suspicious:
-            culprit = " (policy " + ", ".join(suspicious) + ")"
+            culprit = " (policy " + ", ".join(map(quote_ident, suspicious)) + ")"
         elif not r["rls_enabled"]:
             culprit = " (RLS disabled)"
         remediation = (
-            "".join(f"drop policy {name} on {r['name']};\n" for name in suspicious)
-            + ("" if r["rls_enabled"] else f"alter table {r['name']} enable row level security;\n")
+            ("" if r["rls_enabled"] else f"alter table {r['name']} enable row level security;\n")
+            + leak_fix(r, t, suspicious)
             + "-- Every SELECT policy for authenticated must restrict to the member's organizations:\n"
-            + f"--   using ({quote_ident(r['key_column'])} in (select ou.org_id from public.org_users ou where ou.user_id = (select auth.uid())))\n"
+            + f"--   using ({_tenant_expression(r, t)})\n"
             + RECHECK
         )
         out.append(finding(
@@ -315,19 +360,55 @@ def _own_rows_findings(check, r, t) -> list:
     return []
 
 
-def tenant_policy_fix(r, t) -> str:
-    """The member's-organizations expression for ``r``'s SELECT policies (or a new policy)."""
+def leaking_policies(r) -> list[str]:
+    """The policies the probes proved admit other tenants' rows (each one's expression evaluated on the
+    rows seen), for the roles that saw them; else those that are simply true."""
+    names: list[str] = []
+    for role, leaked in (("authenticated", r["leaks"]), ("anon", r["anon_leaked"])):
+        if leaked:
+            proven = r.get(f"{role}_leaking_policies") or r[f"{role}_open_policies"]
+            names.extend(name for name in proven if name not in names)
+    return names
+
+
+def leak_fix(r, t, culprits: list[str]) -> str:
+    """SQL closing the leak through ``culprits``: a select-only policy is dropped when another SELECT
+    policy still serves the members (or it never served them: anon's); any other is narrowed to the
+    member's organizations, so members keep their rows and a ``for all`` policy keeps serving writes."""
+    commands = dict(zip(r["anon_policy_names"], r["anon_policy_commands"]))
+    commands.update(zip(r["authenticated_policy_names"], r["authenticated_policy_commands"]))
+    keepers = [name for name in r["authenticated_policy_names"] if name not in culprits]
+    drop = [name for name in culprits
+            if commands.get(name) == "select" and (keepers or name not in r["authenticated_policy_names"])]
+    narrow = [name for name in culprits if name not in drop]
+    text = "".join(f"drop policy {quote_ident(name)} on {r['name']};\n" for name in drop)
+    if narrow:
+        text += _alter_policies(r, t, narrow, [commands.get(name, "all") for name in narrow])
+    return text
+
+
+def _tenant_expression(r, t) -> str:
     membership = qualified(*t["membership_table"].split(".", 1))
-    expr = (f"{quote_ident(r['key_column'])} in (select m.{quote_ident(t['tenant_column'])} from {membership} m "
+    return (f"{quote_ident(r['key_column'])} in (select m.{quote_ident(t['tenant_column'])} from {membership} m "
             f"where m.{quote_ident(t['member_column'])} = (select auth.uid()))")
-    if not r["authenticated_policy_names"]:
-        return (f"create policy {quote_ident(r['table'] + '_tenant_select')} on {r['name']} for select to authenticated "
-                f"using ({expr});\n" + RECHECK)
+
+
+def _alter_policies(r, t, names: list[str], commands: list[str]) -> str:
+    expr = _tenant_expression(r, t)
     return "".join(
         f"alter policy {quote_ident(name)} on {r['name']} using ({expr})"
         + (f" with check ({expr})" if command == "all" else "") + ";\n"
-        for name, command in zip(r["authenticated_policy_names"], r["authenticated_policy_commands"])
-    ) + RECHECK
+        for name, command in zip(names, commands)
+    )
+
+
+def tenant_policy_fix(r, t) -> str:
+    """The member's-organizations expression for ``r``'s SELECT policies (or a new policy)."""
+    expr = _tenant_expression(r, t)
+    if not r["authenticated_policy_names"]:
+        return (f"create policy {quote_ident(r['table'] + '_tenant_select')} on {r['name']} for select to authenticated "
+                f"using ({expr});\n" + RECHECK)
+    return _alter_policies(r, t, r["authenticated_policy_names"], r["authenticated_policy_commands"]) + RECHECK
 
 
 register(Check(

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import psycopg
 from psycopg import sql
 
-from pgrunbooks import audit
+from pgrunbooks import audit, pgss
 from pgrunbooks.db import QUERY_MARKER_PREFIX
 from pgrunbooks.errors import UsageError
 from pgrunbooks.evidence.model import Evidence, busy, wait_label
@@ -152,23 +152,16 @@ def _bar(progress: bool, samples: int):
 def _pgss_view(reader: _Reader, ev: Evidence) -> tuple[sql.Composable | None, float | None]:
     """The statements query on pg_stat_statements in its schema, and the seconds since its statistics
     were reset (the baseline of a spike); None with the reason in ``ev.skipped`` when unusable."""
-    row = reader.rows(
-        "select n.nspname::text as schema, pg_catalog.has_schema_privilege(n.oid, 'USAGE') as usable"
-        " from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace"
-        " where e.extname = 'pg_stat_statements'"
-    )
-    if not row:
-        ev.skipped["statements"] = "pg_stat_statements is not installed in this database"
-        return None, None
-    if not row[0]["usable"]:
-        ev.skipped["statements"] = (f"no USAGE on schema {row[0]['schema']} (pg_stat_statements): "
-                                    f"grant usage on schema {row[0]['schema']} to the monitoring role")
+    row = reader.rows(pgss.LOCATE_SQL)
+    found = pgss.Pgss.from_row(row[0]) if row else None
+    if found is None or not found.usable:
+        ev.skipped["statements"] = found.unusable_reason if found else pgss.NOT_INSTALLED
         return None, None
     info = reader.optional(ev, "statements", sql.SQL(
         "select extract(epoch from pg_catalog.now() - i.stats_reset)::float8 as since from {} i"
-    ).format(sql.Identifier(row[0]["schema"], "pg_stat_statements_info")))
+    ).format(found.relation("pg_stat_statements_info")))
     since = info[0]["since"] if info else None
-    return sql.SQL(load("statements")).format(pgss=sql.Identifier(row[0]["schema"], "pg_stat_statements")), since
+    return sql.SQL(load("statements")).format(pgss=found.relation()), since
 
 
 def _counters(reader: _Reader, ev: Evidence, pgss) -> dict[str, Any]:

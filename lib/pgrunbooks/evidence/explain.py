@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgrunbooks import pgss
 from pgrunbooks.evidence.capture import read_only
 
 _READ = re.compile(r"^\s*(\(\s*)*(select|with|values|table)\b", re.IGNORECASE)
@@ -75,12 +76,12 @@ def explain_statement(session, queryid: Any, query: str, *, analyze: bool = Fals
 
 def full_text(session, queryid: Any) -> str | None:
     """The whole normalised text of ``queryid`` from pg_stat_statements (the evidence keeps 1000 characters)."""
-    schema = session.scalar(
-        "select n.nspname::text from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace"
-        " where e.extname = 'pg_stat_statements'")
-    if schema is None:
+    found = pgss.locate(session)
+    if found is None or not found.usable:
         return None
-    q = sql.SQL("select s.query from {} s where s.queryid = %s limit 1").format(sql.Identifier(schema, "pg_stat_statements"))
+    # This database's entry: clones of one template share query ids (they hash relation oids).
+    q = sql.SQL("select s.query from {} s where s.queryid = %s and s.dbid = (select d.oid from pg_catalog.pg_database d"
+                " where d.datname = pg_catalog.current_database()) limit 1").format(found.relation())
     try:
         return session.scalar(q, (queryid,))
     except psycopg.errors.InsufficientPrivilege:

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgrunbooks import pgss
 from pgrunbooks.db import QUERY_MARKER_PREFIX, Session
 from pgrunbooks.findings import Finding, Severity
 from pgrunbooks.history.store import target_key
@@ -71,16 +72,6 @@ where c.relkind in ('r', 'm', 'p')
   and n.nspname !~ '^pg_toast'
 order by total_bytes desc, relation
 limit %(limit)s
-"""
-
-PGSS_SQL = """
-select n.nspname::text as schema, e.extversion::text as version,
-       array(select a.attname::text from pg_catalog.pg_attribute a
-             where a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.pg_stat_statements', n.nspname))
-               and a.attnum > 0 and not a.attisdropped) as columns
-from pg_catalog.pg_extension e
-join pg_catalog.pg_namespace n on n.oid = e.extnamespace
-where e.extname = 'pg_stat_statements'
 """
 
 # Our own statements are left out (every pgrunbooks statement carries the marker); nested and
@@ -150,17 +141,18 @@ def measure(session: Session, *, table_limit: int = DEFAULT_TABLE_LIMIT) -> Meas
 
 
 def _statements(cur: psycopg.Cursor) -> tuple[list[dict[str, Any]], datetime | None, str | None]:
-    cur.execute(PGSS_SQL)
+    cur.execute(pgss.LOCATE_SQL)
     ext = cur.fetchone()
     if ext is None:
-        return [], None, "pg_stat_statements is not installed in this database (create extension pg_stat_statements)"
-    columns = set(ext["columns"])
-    schema = sql.Identifier(ext["schema"])
-    stats_since = sql.SQL("max(s.stats_since)") if "stats_since" in columns else sql.SQL("null::timestamptz")
-    cur.execute(STATEMENTS_SQL.format(pgss=sql.SQL("{}.pg_stat_statements").format(schema), stats_since=stats_since),
+        return [], None, pgss.NOT_INSTALLED
+    found = pgss.Pgss.from_row(ext)
+    if not found.usable:
+        return [], None, found.unusable_reason
+    stats_since = sql.SQL("max(s.stats_since)") if "stats_since" in found.columns else sql.SQL("null::timestamptz")
+    cur.execute(STATEMENTS_SQL.format(pgss=found.relation(), stats_since=stats_since),
                 {"marker": QUERY_MARKER_PREFIX})
     rows = cur.fetchall()
-    cur.execute(sql.SQL("select i.stats_reset from {}.pg_stat_statements_info i").format(schema))
+    cur.execute(sql.SQL("select i.stats_reset from {} i").format(found.relation("pg_stat_statements_info")))
     info = cur.fetchone()
     return rows, (info or {}).get("stats_reset"), None
 

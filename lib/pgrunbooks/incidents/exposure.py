@@ -238,8 +238,9 @@ def _one(ctx, check, cur, r, user_id, tenants, t, max_rows) -> TableExposure:
             for p in policies:
                 p["foreign_rows"] = p["own_rows"] = None
                 if p["permissive"] and p["for_authenticated"] and p["command"] in ("select", "all"):
-                    # The policy's own deparsed text, run as a filter: what it admits on its own.
-                    expr = sql.SQL((p["using_expr"] or "true").replace("%", "%%"))  # a literal %, not a placeholder
+                    # The policy's own deparsed text, run as a filter: what it admits on its own (without a
+                    # using expression, nothing: the server adds no clause for it).
+                    expr = sql.SQL((p["using_expr"] or "false").replace("%", "%%"))  # a literal %, not a placeholder
                     cur.execute(sql.SQL(_ADMITTED).format(expr=expr, **ids), {"own": sorted(own), "max_rows": max_rows})
                     p.update(cur.fetchone())
     except psycopg.errors.InsufficientPrivilege as exc:  # 42501: no SELECT grant, RLS never ran

@@ -88,15 +88,28 @@ def exclusive_run(session, plan: Plan) -> Iterator[None]:
                 )
             taken.append(p.source.oid)
         yield
-    finally:
-        # A broken connection has released them already (the server ends the session).
-        if taken and not session.conn.closed:
-            if session.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                session.conn.rollback()
-            session.fetch(
-                "select pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s), o::int4) from unnest(%s::oid[]) o",
-                (RUN_LOCK_KEY, taken),
-            )
+    except BaseException:
+        # Ctrl-C or a failure is on its way up: releasing must not replace it (a cancel psycopg sent
+        # for the interrupt can still land on the unlock). If it cannot release, ending the session
+        # does: the server drops a session's advisory locks with it.
+        try:
+            _unlock(session, taken)
+        except Exception:  # noqa: BLE001 - the error in flight is the one to report
+            session.conn.close()
+        raise
+    else:
+        _unlock(session, taken)
+
+
+def _unlock(session, taken: list[int]) -> None:
+    # A broken connection has released them already (the server ends the session).
+    if taken and not session.conn.closed:
+        if session.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            session.conn.rollback()
+        session.fetch(
+            "select pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s), o::int4) from unnest(%s::oid[]) o",
+            (RUN_LOCK_KEY, taken),
+        )
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):

@@ -2,11 +2,13 @@
 --   and every table with a %(tenant_column)s column; with RLS flags, the single-column primary key the
 --   probes fetch rows by, the API roles' SELECT privilege, whether row level security applies to the
 --   connected role (then it cannot sample other tenants' rows), and the permissive SELECT policies that
---   apply to authenticated / anon (with their names and commands, for the lock-out remediation).
+--   apply to authenticated / anon (with their names, commands and USING expressions: the probe evaluates
+--   each expression on the foreign rows a member saw, to name the policy that admits them).
 -- Privileges: none for discovery; sampling needs SELECT and no RLS for the connected role (BYPASSRLS,
 --   like postgres on Supabase); the probes need membership in authenticated and anon to SET ROLE.
 -- Caveats: tables reaching the tenant only through another table (no tenant column) are not probed.
 --   Restrictive policies are not listed (they can only hide rows; the own-rows probe sees their effect).
+--   A permissive policy without a USING expression admits no rows (the server adds nothing for it).
 with api as (
   select (select r.oid from pg_catalog.pg_roles r where r.rolname = 'anon') as anon,
          (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') as authenticated
@@ -43,13 +45,17 @@ select t.nspname::text as schema,
        pol.authenticated_open_policies,
        pol.authenticated_policy_names,
        pol.authenticated_policy_commands,
+       pol.authenticated_policy_exprs,
        pol.anon_policies,
-       pol.anon_open_policies
+       pol.anon_open_policies,
+       pol.anon_policy_names,
+       pol.anon_policy_commands,
+       pol.anon_policy_exprs
 from tables t
 cross join api
 cross join lateral (
-  -- the permissive SELECT policies that apply to each API role, each as "name: using", and the names of
-  -- those that are simply true
+  -- the permissive SELECT policies that apply to each API role, each as "name: using", the names of
+  -- those that are simply true, and each one's name, command and expression
   select coalesce(array_agg(q.described order by q.polname) filter (where q.authenticated), '{}') as authenticated_policies,
          coalesce(array_agg(q.polname::text order by q.polname) filter (where q.authenticated and q.open), '{}')
            as authenticated_open_policies,
@@ -57,13 +63,20 @@ cross join lateral (
            as authenticated_policy_names,
          coalesce(array_agg(q.command order by q.polname) filter (where q.authenticated), '{}')
            as authenticated_policy_commands,
+         coalesce(array_agg(q.using_expr order by q.polname) filter (where q.authenticated), '{}')
+           as authenticated_policy_exprs,
          coalesce(array_agg(q.described order by q.polname) filter (where q.anon), '{}') as anon_policies,
          coalesce(array_agg(q.polname::text order by q.polname) filter (where q.anon and q.open), '{}')
-           as anon_open_policies
+           as anon_open_policies,
+         coalesce(array_agg(q.polname::text order by q.polname) filter (where q.anon), '{}') as anon_policy_names,
+         coalesce(array_agg(q.command order by q.polname) filter (where q.anon), '{}') as anon_policy_commands,
+         coalesce(array_agg(q.using_expr order by q.polname) filter (where q.anon), '{}') as anon_policy_exprs
   from (select p.polname,
-               pg_catalog.format('%%I: %%s', p.polname, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true'))
+               pg_catalog.pg_get_expr(p.polqual, p.polrelid) as using_expr,
+               pg_catalog.format('%%I: %%s', p.polname,
+                                 coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '(no using: admits no rows)'))
                  as described,
-               lower(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'true')) = 'true' as open,
+               coalesce(lower(pg_catalog.pg_get_expr(p.polqual, p.polrelid)) = 'true', false) as open,
                case p.polcmd when 'r' then 'select' else 'all' end as command,
                coalesce(0 = any (p.polroles) or api.authenticated = any (p.polroles), false) as authenticated,
                coalesce(0 = any (p.polroles) or api.anon = any (p.polroles), false) as anon
