@@ -33,6 +33,21 @@ def dsn(base: str, db: str, user: str | None = None) -> str:
     return pg_conninfo.make_conninfo(base, dbname=db, **({"user": user} if user else {}))
 
 
+def recreate(base: str, name: str, template: str | None = None) -> None:
+    """Database ``name`` made anew on ``base``'s server: dropped if it exists, created (from ``template``)."""
+    from pgrunbooks.sandbox import create_database, drop_database
+
+    drop_database(dsn(base, "postgres"), name)
+    create_database(dsn(base, "postgres"), name, template=template)
+
+
+def drop(base: str, name: str) -> None:
+    """Drop database ``name`` on ``base``'s server if it exists (its sessions disconnected)."""
+    from pgrunbooks.sandbox import drop_database
+
+    drop_database(dsn(base, "postgres"), name)
+
+
 def _without_dbname(conninfo: str) -> str:
     params = pg_conninfo.conninfo_to_dict(conninfo)
     params.pop("dbname", None)

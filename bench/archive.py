@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import add_server_args, dsn, server  # first: it puts lib/ on the path in a bare checkout
+from _server import add_server_args, drop, dsn, recreate, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import sql
@@ -54,20 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the scratch source database")
     p.add_argument("--reuse", action="store_true", help="reuse a kept source database")
     return p.parse_args(argv)
-
-
-def recreate(base: str, name: str, template: str | None = None) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        if template:
-            c.execute(sql.SQL("create database {} template {} strategy file_copy").format(sql.Identifier(name), sql.Identifier(template)))
-        else:
-            c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-
-
-def drop(base: str, name: str) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def build_source(base: str, rows: int) -> dict:

@@ -28,10 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import add_server_args, dsn, server  # first: it puts lib/ on the path in a bare checkout
+from _server import add_server_args, drop, dsn, recreate, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
-from psycopg import sql
 
 from pgrunbooks.actions import apply
 from pgrunbooks.actions.data.bulk_import import plan_bulk_import_users
@@ -47,22 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=100_000, help="memberships to import (default 100,000)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each contender (medians are reported; default 3)")
     return p.parse_args(argv)
-
-
-
-def recreate(base: str, name: str, template: str | None = None) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        if template:
-            c.execute(sql.SQL("create database {} template {} strategy file_copy").format(
-                sql.Identifier(name), sql.Identifier(template)))
-        else:
-            c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-
-
-def drop(base: str, name: str) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 USERS = """

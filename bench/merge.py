@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import add_server_args, dsn, server  # first: it puts lib/ on the path in a bare checkout
+from _server import add_server_args, drop, dsn, recreate, server  # first: it puts lib/ on the path in a bare checkout
 
 import psycopg
 from psycopg import sql
@@ -50,17 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=100_000, help="extra rows planted for B (default 100,000)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each contender (medians are reported; default 2)")
     return p.parse_args(argv)
-
-
-
-def recreate(base: str, name: str, template: str | None = None) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        if template:
-            c.execute(sql.SQL("create database {} template {} strategy file_copy").format(
-                sql.Identifier(name), sql.Identifier(template)))
-        else:
-            c.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
 
 
 def build_source(base: str, rows: int) -> int:
@@ -113,7 +102,7 @@ def baseline(base: str) -> dict:
                 c.execute("delete from public.organizations where id = %s", (b,))
             return {"rows": moved, "seconds": time.monotonic() - started}
     finally:
-        recreate_drop(base, name)
+        drop(base, name)
 
 
 def action(base: str) -> dict:
@@ -129,12 +118,7 @@ def action(base: str) -> dict:
         return {"rows": sum(o["moved"] for o in result.objects), "seconds": seconds, "verified": result.ok,
                 "undo_mb": len(result.undo or "") / 1e6, "timings": result.timings}
     finally:
-        recreate_drop(base, name)
-
-
-def recreate_drop(base: str, name: str) -> None:
-    with psycopg.connect(dsn(base, "postgres"), autocommit=True) as c:
-        c.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        drop(base, name)
 
 
 def median(runs: list[dict]) -> dict:
@@ -151,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.repeat)):  # alternate, so background load hits both alike
             base_runs.append(baseline(base))
             action_runs.append(action(base))
-        recreate_drop(base, SOURCE)
+        drop(base, SOURCE)
     b, a = median(base_runs), median(action_runs)
     print(f"baseline (per-table UPDATEs, one transaction): {b['rows']:,} rows in {b['seconds']:.3f}s "
           "(runs: " + ", ".join(f"{r['seconds']:.3f}" for r in base_runs) + ")")
