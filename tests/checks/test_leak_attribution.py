@@ -132,3 +132,21 @@ def test_a_write_pair_missing_an_expression_merges_into_executable_sql(pg, clean
     _apply(pg, clean_clone, pair.remediation)
     after = _run(pg, clean_clone)
     assert _flagged(after) == {"tenant_isolation": [], "multiple_permissive_policies": []}
+
+
+def test_a_leaking_for_all_policy_in_a_pair_gets_the_same_fix_from_both_checks(pg, clean_clone):
+    """Next to the tenant policy, a ``for all`` policy that admits every organization: both findings print
+    tenant_isolation's fix (narrow it, for every command), and after it the pair is only a performance
+    warning, not a leak."""
+    _plant(pg, clean_clone, "create policy calls_any_org on public.calls for all to authenticated"
+                            " using (org_id is not null) with check (true)")
+    found = _run(pg, clean_clone)
+    leak = found["tenant_isolation"]["public.calls"]
+    pair = found["multiple_permissive_policies"]["public.calls:authenticated:select"]
+    assert leak.severity is Severity.CRITICAL and pair.severity is Severity.CRITICAL
+    assert sql_statements(pair.remediation) == sql_statements(leak.remediation)
+    assert sql_statements(pair.remediation)[0].startswith("alter policy calls_any_org on public.calls using (")
+    _apply(pg, clean_clone, pair.remediation)
+    after = _run(pg, clean_clone)
+    _isolated_and_served(after)
+    assert after["multiple_permissive_policies"]["public.calls:authenticated:select"].severity is Severity.WARNING

@@ -12,9 +12,10 @@ and delete parts. A policy granted ``to public`` keeps ``to public`` for the oth
 this action it is narrowed to the other API role (roles that bypass RLS are not affected). A policy
 without the expression an action needs admits nothing for it and adds nothing to the merge.
 
-Critical (a proven leak): the SQL takes the policies the probe proved to admit other tenants' rows
-(each one's expression evaluated on the rows seen) out of the pair, the same way: dropped, and
-recreated for whatever else they served.
+Critical (a proven leak): the SQL is tenant_isolation's fix for the policies the probe proved to
+admit other tenants' rows (each one's expression evaluated on the rows seen): a select-only one is
+dropped while another policy serves the members, any other is narrowed to the member's organizations.
+The pair may then remain as a performance warning, with its merge.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from pgrunbooks.checks.registry import REGISTRY, Check, register
 from pgrunbooks.checks.runner import SkipCheck, fetch, finding, ok
 from pgrunbooks.checks.security import RECHECK
+from pgrunbooks.checks.tenant import leak_fix
 from pgrunbooks.findings import Severity
 from pgrunbooks.names import quote_ident
 
@@ -47,6 +49,7 @@ def _collect(check, ctx, t):
         r["probe"] = unprobed or ("not a tenant table" if table is None else "probed")
         r["leaked"] = None
         r["leaking_policies"] = []
+        r["leak_fix"] = ""
         r["rls_enabled"] = True if table is None else table["rls_enabled"]
         if table is not None and r["action"] == "select" and r["role"] in API_ROLES:
             leaks = [leak["leaked"] for leak in table["leaks"]] if r["role"] == "authenticated" else [table["anon_leaked"] or 0]
@@ -54,6 +57,8 @@ def _collect(check, ctx, t):
             # proven by the probe (each policy's expression evaluated on the rows seen), else the simply true ones
             proven = table[f"{r['role']}_leaking_policies"] or table[f"{r['role']}_open_policies"]
             r["leaking_policies"] = [p for p in proven if p in r["policies"]]
+            # the same statements tenant_isolation prints for the table: one fix, whichever finding is read
+            r["leak_fix"] = leak_fix(table, isolation.thresholds, r["leaking_policies"])
     return rows
 
 
@@ -90,22 +95,15 @@ def _evaluate(check, rows, t, ctx):
 
 
 def leak_sql(r: dict[str, Any]) -> str:
-    """SQL closing the leak: each policy proven to admit other tenants' rows loses this role and action
-    (dropped, and recreated for whatever else it served); RLS enabled first when it is off."""
+    """SQL closing the leak: RLS enabled when it is off, else tenant_isolation's fix for the policies
+    proven to admit other tenants' rows (a select-only one dropped while another serves the members,
+    any other narrowed to the member's organizations, for every command it serves)."""
     if not r["rls_enabled"]:
         return f"alter table {r['name']} enable row level security;\n"
-    lines = []
-    for m in r["members"]:
-        if m["policy"] in r["leaking_policies"]:
-            lines += _remainder(r["name"], m, r["role"], r["action"])
-            lines.append(f"drop policy {quote_ident(m['policy'])} on {r['name']};")
-    if not lines:
+    if not r["leak_fix"]:
         return ("-- The probe could not tell which policy admits the rows (an expression that cannot be evaluated "
                 "on its own): drop or narrow the one that does not restrict to the member's organizations.\n")
-    if len(r["leaking_policies"]) == len(r["members"]):
-        lines.append(f"-- Every policy of the pair admitted other organizations' rows: members see none of "
-                     f"{r['name']} until a tenant policy is written (tenant_isolation's finding prints one).")
-    return "\n".join(lines) + "\n"
+    return r["leak_fix"]
 
 
 def merge_sql(r: dict[str, Any]) -> str:
