@@ -174,7 +174,10 @@ def _progress(total: int, title: str, on_result: Callable[[RunResult], None] | N
     def print_line(result: RunResult) -> None:
         done_count[0] += 1
         line = f"[{done_count[0]}/{total}] {result.name}: {run_status_word(result.status)} ({result.seconds:.1f}s)"
-        print(redact(line), file=sys.stderr, flush=True)
+        # One write, newline included: print() writes the end separately, and a log record from a
+        # worker thread (papermill's, under -v) could land between the two, on the same line.
+        sys.stderr.write(redact(line) + "\n")
+        sys.stderr.flush()
         if on_result is not None:
             on_result(result)
 
